@@ -1,0 +1,57 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+export ASYA_LOG_LEVEL ?= INFO
+
+.PHONY: install demo test lint format typecheck services unit test-integration \
+        test-integration-sidecar test-integration-gateway bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python examples/quickstart/demo.py
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+format: install
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: install services lint typecheck
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-integration: install services
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-integration-sidecar: install services
+	$(BIN)/pytest tests/integration/sidecar_vs_runtime $(PYTEST_ARGS)
+
+test-integration-gateway: install services
+	$(BIN)/pytest tests/integration/gateway_vs_actors $(PYTEST_ARGS)
+
+bench: install services
+	$(BIN)/asya bench
+
+clean:
+	rm -rf $(VENV) .asya .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Shared pieces of the benchmarks: latency statistics and the comparison table."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Result:
+    """One measured configuration of a benchmark."""
+
+    name: str
+    count: int
+    seconds: float
+    latencies_ms: Sequence[float] = ()
+    extra: dict[str, str] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, pct: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan")
+
+
+def print_table(title: str, results: Sequence[Result], unit: str = "msg/s") -> None:
+    """Print results side by side; each row also shows its rate relative to the first row."""
+    extra_columns: list[str] = []
+    for result in results:
+        for key in result.extra or {}:
+            if key not in extra_columns:
+                extra_columns.append(key)
+    table = Table(title=title)
+    for column in ["run", "count", unit, "vs first", "p50 ms", "p99 ms", *extra_columns]:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    baseline = results[0].rate if results else 0.0
+    for result in results:
+        ratio = f"{result.rate / baseline:.2f}" if baseline else "-"
+        table.add_row(
+            result.name,
+            str(result.count),
+            f"{result.rate:,.0f}",
+            ratio,
+            f"{result.percentile(50):.3f}",
+            f"{result.percentile(99):.3f}",
+            *[(result.extra or {}).get(column, "") for column in extra_columns],
+        )
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""The ``asya`` command line: one click group, one module per command group."""

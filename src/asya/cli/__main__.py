@@ -1,0 +1,5 @@
+"""``python -m asya.cli`` is the ``asya`` command."""
+
+from asya.cli.main import main
+
+main()

@@ -1,0 +1,45 @@
+"""One error tree for every Asya process.
+
+Each class says what the caller should do with the failure: retry later, give up on the
+message, fix the configuration, or treat the broker/database as unavailable. Library errors are
+translated into these at the edge (``raise TransportError(...) from exc``).
+"""
+
+from __future__ import annotations
+
+
+class AsyaError(Exception):
+    """Root of every error raised on purpose by Asya."""
+
+
+class ConfigError(AsyaError):
+    """A setting is missing or malformed; the process should exit naming ``variable``."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+        self.message = message
+
+
+class TransientError(AsyaError):
+    """Worth retrying after ``retry_after`` seconds (None: use the caller's backoff)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(AsyaError):
+    """Retrying cannot help: the message goes to error-end."""
+
+
+class TransportError(AsyaError):
+    """The broker could not be reached or refused an operation."""
+
+
+class UnroutableError(TransportError):
+    """A publish was returned by the broker because no queue is bound to its routing key."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"no queue named {queue!r}: the message could not be routed")
+        self.queue = queue

@@ -1,0 +1,65 @@
+"""Logging set-up shared by every non-runtime process (the runtime configures its own).
+
+``ASYA_LOG_LEVEL`` picks the level (default INFO); ``ASYA_LOG_FORMAT=json`` writes one JSON
+object per line, which log collectors in Kubernetes parse without extra configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import orjson
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as a single JSON line, keeping ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(
+    component: str, environ: Mapping[str, str] | None = None, *, stream: object = None
+) -> None:
+    """Configure the root logger from ``ASYA_LOG_LEVEL`` and ``ASYA_LOG_FORMAT``.
+
+    An unknown level falls back to INFO with a warning rather than stopping the process:
+    a typo in a log setting should never take an actor down.
+    """
+    env = os.environ if environ is None else environ
+    level_name = (env.get("ASYA_LOG_LEVEL") or "INFO").strip().upper()
+    unknown_level = level_name not in LEVELS
+    if unknown_level:
+        level_name = "INFO"
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    if (env.get("ASYA_LOG_FORMAT") or "").strip().lower() == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)-7s {component} %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_name)
+    if unknown_level:
+        logging.getLogger(__name__).warning(
+            "ASYA_LOG_LEVEL=%r is not one of %s; using INFO", env.get("ASYA_LOG_LEVEL"), LEVELS
+        )

@@ -1,0 +1,58 @@
+"""Fixtures shared by every suite.
+
+Services are the machine's real ones (SPEC §13; ``make test`` starts any that is down). Every
+run uses names of its own — a RabbitMQ exchange/queue prefix, a fresh PostgreSQL database — and
+removes them afterwards, so concurrent runs on one machine never collide.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+import pytest
+
+from asya.logconfig import configure_logging
+
+RABBITMQ_URL = os.environ.get("ASYA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ASYA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_logging("tests")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test run, used to prefix every shared name."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def unique_name(run_id: str) -> str:
+    """A name unique to one test (queue prefix, database suffix, ...)."""
+    return f"asya-test-{run_id}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The machine's RabbitMQ; fails loudly (never skips) when it does not answer."""
+    if not _port_answers(5672):
+        pytest.fail(
+            "RabbitMQ does not answer on 127.0.0.1:5672: run `make services` (SPEC §13)",
+            pytrace=False,
+        )
+    return RABBITMQ_URL
