@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/python examples/quickstart/demo.py
+	bash scripts/demo.sh
 
 services:
 	@bash scripts/ensure-services.sh

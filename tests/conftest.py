@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -56,3 +57,30 @@ def rabbitmq_url() -> str:
             pytrace=False,
         )
     return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url(run_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this run (``postgresql://…``), dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    if not _port_answers(5432):
+        pytest.fail(
+            "PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (SPEC §13)",
+            pytrace=False,
+        )
+    name = f"asya_test_{run_id}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
