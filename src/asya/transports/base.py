@@ -1,6 +1,7 @@
 """The transport protocol: the few queue operations the sidecar, gateway and mesh need.
 
-Semantics every implementation keeps (checked by ``tests/unit/transports`` contract suite):
+Semantics every implementation keeps (checked by the contract suite in
+``tests/integration/transports``):
 
 * Queues are named; publishing to a queue name routes through the transport's exchange (for
   RabbitMQ a topic exchange with routing key = queue name). Publishing to a name with no queue
@@ -20,7 +21,11 @@ from collections.abc import AsyncIterator
 
 
 class IncomingMessage(abc.ABC):
-    """One delivery. Exactly one of ``ack`` / ``nack`` settles it; later calls are no-ops."""
+    """One delivery. Exactly one of ``ack`` / ``nack`` settles it; later calls are no-ops.
+
+    Settling a delivery its transport no longer holds (closed, connection lost, lease expired)
+    raises ``TransportError``: the message has returned to its queue and will come again.
+    """
 
     body: bytes
     queue: str
@@ -84,6 +89,10 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def delete_queue(self, queue: str) -> None:
         """Remove ``queue`` and its messages (tests and tooling clean up with this)."""
+
+    async def ping(self) -> None:
+        """Raise ``TransportError`` unless the backend answers now (readiness probes)."""
+        return None
 
     @abc.abstractmethod
     async def close(self) -> None:

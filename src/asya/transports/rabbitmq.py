@@ -1,0 +1,422 @@
+"""RabbitMQ transport on aio-pika: the production backend (SPEC §4, §5).
+
+Topology: one durable topic exchange; each queue is durable and bound with routing key = its
+name. Publishes are persistent, confirmed and ``mandatory``, so a message nobody can receive
+comes back as :class:`~asya.errors.UnroutableError` instead of vanishing.
+
+Delayed publish (retries) must survive the publisher's restart, so the delay lives in the
+broker: the message waits in ``asya-delay.<exchange>.<queue>.<ms>`` whose ``x-message-ttl``
+dead-letters it back to the exchange with routing key = the target queue. ``x-expires`` removes
+a delay queue left unused for its delay plus a minute.
+
+The connection is robust: aio-pika reconnects (here with growing pauses) and restores channels
+and consumers by itself. A publish during an outage is retried with backoff for
+``publish_timeout`` seconds, then fails with ``TransportError``. aio-pika is imported here only,
+so the core install works without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from asya.errors import TransportError, UnroutableError
+from asya.transports import redact_url
+from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
+from asya.transports._polling import Delivery
+from asya.transports.base import IncomingMessage, Subscription, Transport
+from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
+
+log = logging.getLogger(__name__)
+
+_DELAY_QUEUE_SPARE_MS = 60_000  # an idle delay queue outlives its last message by this much
+
+
+@dataclass(frozen=True)
+class RabbitMQSettings:
+    url: str
+    exchange: str = "asya"
+    publish_timeout: float = 30.0
+    reconnect_interval: float = 1.0
+    connect_timeout: float = 10.0
+
+
+def delay_queue_name(exchange: str, queue: str, delay: float) -> str:
+    """The holding queue for messages to ``queue`` delayed by ``delay`` seconds."""
+    name = f"asya-delay.{exchange}.{queue}.{_delay_ms(delay)}"
+    if len(name.encode()) <= 255:  # AMQP's limit on queue names
+        return name
+    digest = hashlib.sha256(f"{exchange}\0{queue}".encode()).hexdigest()[:16]
+    return f"asya-delay.{digest}.{_delay_ms(delay)}"
+
+
+def _delay_ms(delay: float) -> int:
+    return max(1, round(delay * 1000))
+
+
+class RabbitMQDelivery(Delivery):
+    def __init__(self, message: AbstractIncomingMessage, queue: str) -> None:
+        super().__init__(queue, message.body, redelivered=bool(message.redelivered))
+        self.message = message
+
+    async def _settle(self, *, ack: bool, requeue: bool) -> None:
+        with translate(f"settling a delivery from {self.queue!r}"):
+            if ack:
+                await self.message.ack()
+            else:
+                await self.message.nack(requeue=requeue)
+
+
+class RabbitMQSubscription(Subscription):
+    """A consumer on its own channel (QoS = prefetch); deliveries buffer in an asyncio queue.
+
+    After ``cancel`` the channel stays open until every delivery taken from it is settled (a
+    delivery can only be acked on its own channel), then it is closed.
+    """
+
+    def __init__(
+        self,
+        queue: AbstractQueue,
+        channel: AbstractChannel,
+        on_closed: Callable[[RabbitMQSubscription], None],
+    ) -> None:
+        self.queue = queue
+        self.channel = channel
+        self._on_closed = on_closed
+        self._buffer: asyncio.Queue[RabbitMQDelivery | None] = asyncio.Queue()
+        self._unsettled: set[Delivery] = set()
+        self._tag: str | None = None
+        self._cancelled = False
+        self._closing: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        self._tag = await self.queue.consume(self._on_message, no_ack=False)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        delivery = RabbitMQDelivery(message, self.queue.name)
+        if self._cancelled:
+            with contextlib.suppress(TransportError):
+                await delivery.nack(requeue=True)
+        else:
+            self._buffer.put_nowait(delivery)
+
+    def __aiter__(self) -> AsyncIterator[IncomingMessage]:
+        return self
+
+    async def __anext__(self) -> IncomingMessage:
+        # asyncio.Queue.get gives up cleanly when cancelled, so callers may use wait_for.
+        while True:
+            if self._cancelled and self._buffer.empty():
+                raise StopAsyncIteration
+            delivery = await self._buffer.get()
+            if delivery is None:
+                self._buffer.put_nowait(None)  # keep later calls ending too
+                raise StopAsyncIteration
+            if _has_open_channel(delivery):
+                delivery.on_settled = self._settled
+                self._unsettled.add(delivery)
+                return delivery
+            # Its channel died (broker restart): the broker has requeued it already.
+
+    def _settled(self, delivery: Delivery) -> None:
+        self._unsettled.discard(delivery)
+        if self._cancelled and not self._unsettled and self._closing is None:
+            self._closing = asyncio.ensure_future(self.close())
+
+    async def cancel(self) -> None:
+        if self._cancelled:
+            return
+        self._cancelled = True
+        try:
+            if self._tag is not None:
+                with translate(f"cancelling the consumer of {self.queue.name!r}"):
+                    await self.queue.cancel(self._tag)
+        finally:
+            while not self._buffer.empty():
+                pending = self._buffer.get_nowait()
+                if pending is not None:
+                    with contextlib.suppress(TransportError):
+                        await pending.nack(requeue=True)
+            self._buffer.put_nowait(None)
+            if not self._unsettled:
+                await self.close()
+
+    async def close(self) -> None:
+        """Stop iteration and close the channel; the broker requeues what is unacked."""
+        self._cancelled = True
+        self._buffer.put_nowait(None)
+        self._on_closed(self)
+        if not self.channel.is_closed:
+            with contextlib.suppress(*FAILURES):
+                await self.channel.close()
+
+
+def _has_open_channel(delivery: RabbitMQDelivery) -> bool:
+    try:
+        return not delivery.message.channel.is_closed
+    except aiormq.exceptions.ChannelInvalidStateError:
+        return False
+
+
+class RabbitMQTransport(Transport):
+    name = "rabbitmq"
+
+    def __init__(self, settings: RabbitMQSettings) -> None:
+        self.settings = settings
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._subscriptions: list[RabbitMQSubscription] = []
+
+    @property
+    def _target(self) -> str:
+        return redact_url(self.settings.url)
+
+    def _conn(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise TransportError("rabbitmq transport is not connected (call connect() first)")
+        return self._connection
+
+    async def connect(self) -> None:
+        if self._connection is not None:
+            return
+        settings = self.settings
+        with translate(f"connecting to {self._target}"):
+            connection = await aio_pika.connect_robust(
+                settings.url,
+                timeout=settings.connect_timeout,
+                reconnect_interval=settings.reconnect_interval,
+                connection_class=BackoffConnection,
+            )
+        try:
+            with translate(f"opening the publishing channel on {self._target}"):
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._channel = channel
+
+    @contextlib.asynccontextmanager
+    async def _scratch_channel(self, what: str) -> AsyncIterator[AbstractChannel]:
+        """A short-lived channel for operations whose failure closes the channel (passive)."""
+        with translate(what):
+            channel = await self._conn().channel()
+            try:
+                yield channel
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+
+    async def declare_queue(self, queue: str) -> None:
+        async with self._scratch_channel(f"declaring queue {queue!r}") as channel:
+            exchange = await channel.declare_exchange(
+                self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            declared = await channel.declare_queue(queue, durable=True)
+            await declared.bind(exchange, routing_key=queue)
+
+    async def _publishing_exchange(self) -> AbstractExchange:
+        """The exchange on the confirming channel, declared on first use.
+
+        Declared lazily, not in connect(), so a transport opened only to inspect or declare
+        other things (``asya queues apply`` with a definitions file) creates nothing else.
+        """
+        if self._channel is None:
+            raise TransportError("rabbitmq transport is not connected (call connect() first)")
+        if self._exchange is None:
+            with translate(f"declaring exchange {self.settings.exchange!r}"):
+                self._exchange = await self._channel.declare_exchange(
+                    self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+        return self._exchange
+
+    async def publish(self, queue: str, body: bytes, *, delay: float = 0.0) -> None:
+        """Publish, retrying with backoff while the broker is unreachable (up to
+        ``publish_timeout``); a refusal by the broker is raised at once."""
+        self._conn()
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        deadline = time.monotonic() + self.settings.publish_timeout
+        pause = 0.1
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                    await self._publish_once(queue, message, delay)
+                return
+            except UnroutableError:
+                raise
+            except (TransportError, TimeoutError) as exc:
+                cause = exc.__cause__ if isinstance(exc, TransportError) else exc
+                if not is_outage(cause):
+                    raise
+                if time.monotonic() + pause >= deadline:
+                    raise TransportError(
+                        f"could not publish to {queue!r} on {self._target} within "
+                        f"{self.settings.publish_timeout:g} s: {describe(cause or exc)}"
+                    ) from exc
+                log.warning("publish to %r failed (%s); retrying", queue, describe(cause or exc))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def _publish_once(self, queue: str, message: aio_pika.Message, delay: float) -> None:
+        exchange = await self._publishing_exchange()
+        routing_key = queue
+        if delay > 0:
+            await self._require_queue(queue)
+            routing_key = await self._declare_delay_queue(queue, delay)
+            assert self._channel is not None  # _publishing_exchange checked it
+            exchange = self._channel.default_exchange
+        try:
+            await exchange.publish(message, routing_key=routing_key, mandatory=True)
+        except aiormq.exceptions.PublishError as exc:
+            raise UnroutableError(queue) from exc
+        except aiormq.exceptions.DeliveryError as exc:
+            raise TransportError(f"broker refused the message for {queue!r}: {exc}") from exc
+        except FAILURES as exc:
+            raise TransportError(f"publishing to {queue!r}: {describe(exc)}") from exc
+
+    async def _require_queue(self, queue: str) -> None:
+        """A delayed message is dead-lettered blind: refuse now if nobody would receive it."""
+        try:
+            async with self._scratch_channel(f"checking queue {queue!r}") as channel:
+                await channel.declare_queue(queue, passive=True, robust=False)  # type: ignore[call-arg]
+        except TransportError as exc:
+            if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+                raise UnroutableError(queue) from exc
+            raise
+
+    async def _declare_delay_queue(self, queue: str, delay: float) -> str:
+        ms = _delay_ms(delay)
+        name = delay_queue_name(self.settings.exchange, queue, delay)
+        arguments: dict[str, Any] = {
+            "x-message-ttl": ms,
+            "x-dead-letter-exchange": self.settings.exchange,
+            "x-dead-letter-routing-key": queue,
+            "x-expires": ms + _DELAY_QUEUE_SPARE_MS,
+        }
+        # Redeclared on every delayed publish: that also restarts the x-expires countdown.
+        async with self._scratch_channel(f"declaring delay queue {name!r}") as channel:
+            await channel.declare_queue(name, durable=True, arguments=arguments, robust=False)  # type: ignore[call-arg]
+        return name
+
+    async def consume(self, queue: str, *, prefetch: int = 1) -> Subscription:
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+        connection = self._conn()
+        with translate(f"consuming {queue!r}"):
+            channel = await connection.channel()
+            try:
+                await channel.set_qos(prefetch_count=prefetch)
+                declared = await channel.declare_queue(queue, passive=True)
+                subscription = RabbitMQSubscription(declared, channel, self._forget)
+                await subscription.start()
+            except BaseException:
+                if not channel.is_closed:
+                    await channel.close()
+                raise
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def _forget(self, subscription: RabbitMQSubscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscriptions.remove(subscription)
+
+    async def depth(self, queue: str) -> int:
+        async with self._scratch_channel(f"reading the depth of {queue!r}") as channel:
+            declared = await channel.declare_queue(queue, passive=True, robust=False)  # type: ignore[call-arg]
+            result = declared.declaration_result
+            return int(result.message_count or 0)
+
+    async def purge(self, queue: str) -> int:
+        async with self._scratch_channel(f"purging {queue!r}") as channel:
+            declared = await channel.declare_queue(queue, passive=True, robust=False)  # type: ignore[call-arg]
+            result = await declared.purge()
+            return int(result.message_count or 0)
+
+    async def delete_queue(self, queue: str) -> None:
+        async with self._scratch_channel(f"deleting {queue!r}") as channel:
+            underlay = await channel.get_underlay_channel()
+            await underlay.queue_delete(queue)
+
+    # -- explicit topology (asya queues apply) -----------------------------------------------
+
+    async def declare_exchange(self, spec: ExchangeSpec) -> None:
+        async with self._scratch_channel(f"declaring exchange {spec.name!r}") as channel:
+            underlay = await channel.get_underlay_channel()
+            await underlay.exchange_declare(
+                spec.name,
+                exchange_type=spec.type,
+                durable=spec.durable,
+                auto_delete=spec.auto_delete,
+                internal=spec.internal,
+                arguments=dict(spec.arguments),
+            )
+
+    async def declare_queue_spec(self, spec: QueueSpec) -> None:
+        async with self._scratch_channel(f"declaring queue {spec.name!r}") as channel:
+            underlay = await channel.get_underlay_channel()
+            await underlay.queue_declare(
+                spec.name,
+                durable=spec.durable,
+                auto_delete=spec.auto_delete,
+                arguments=dict(spec.arguments),
+            )
+
+    async def bind(self, spec: BindingSpec) -> None:
+        what = f"binding {spec.destination_type} {spec.destination!r} to {spec.source!r}"
+        async with self._scratch_channel(what) as channel:
+            underlay = await channel.get_underlay_channel()
+            if spec.destination_type == "exchange":
+                await underlay.exchange_bind(
+                    destination=spec.destination,
+                    source=spec.source,
+                    routing_key=spec.routing_key,
+                    arguments=dict(spec.arguments),
+                )
+            else:
+                await underlay.queue_bind(
+                    spec.destination,
+                    spec.source,
+                    routing_key=spec.routing_key,
+                    arguments=dict(spec.arguments),
+                )
+
+    async def ping(self) -> None:
+        with translate(f"pinging {self._target}"):
+            async with asyncio.timeout(self.settings.connect_timeout):
+                async with self._scratch_channel(f"pinging {self._target}"):
+                    pass
+
+    async def delete_exchange(self) -> None:
+        """Remove this transport's exchange (tests and tooling clean up with this)."""
+        async with self._scratch_channel(f"deleting exchange {self.settings.exchange!r}") as ch:
+            underlay = await ch.get_underlay_channel()
+            await underlay.exchange_delete(self.settings.exchange)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            await subscription.close()
+        self._exchange = None
+        self._channel = None
+        with contextlib.suppress(*FAILURES):
+            await connection.close()
