@@ -1,0 +1,1 @@
+"""The terminal client of the gateway (SPEC §9): arguments, the HTTP/SSE client, progress."""

@@ -1,0 +1,77 @@
+"""What ``asya up`` tells the world about the running mesh.
+
+The ready table goes to the terminal once everything is up. The status file
+(``.asya/up.json`` beside asya.yaml) is rewritten atomically whenever replicas change, so
+scripts and tests can read replica counts, queue depths and process ids without parsing logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+STATUS_FILE = "up.json"
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in ``scheme://user:password@host``."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """Replace ``path`` atomically so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The status of the mesh whose file is ``path`` (None when it is not running)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def ready_table(status: dict[str, Any]) -> Table:
+    """Actors, replicas, queues and URLs, as printed once the mesh is ready."""
+    table = Table(title="asya up: mesh ready", title_justify="left", show_lines=False)
+    table.add_column("actor")
+    table.add_column("handler")
+    table.add_column("replicas", justify="right")
+    table.add_column("queue")
+    table.add_column("state")
+    for name, actor in status["actors"].items():
+        scaling = actor.get("scaling")
+        replicas = str(actor["replicas"])
+        if scaling:
+            replicas += f" (min {scaling['min']}, max {scaling['max']})"
+        state = "[red]failed[/red]" if actor["state"] == "failed" else "[green]running[/green]"
+        table.add_row(name, actor["handler"], replicas, actor["queue"], state)
+    for name, member in status.get("crew", {}).items():
+        table.add_row(name, member["handler"], "1", member["queue"], "[green]crew[/green]")
+    return table
+
+
+def print_ready(console: Console, status: dict[str, Any], status_path: Path) -> None:
+    console.print(ready_table(status))
+    gateway = status.get("gateway")
+    if gateway:
+        console.print(f"  gateway   [bold]{gateway['url']}[/bold]  (tools file {gateway['tools']})")
+        names = gateway.get("tool_names") or ["<tool>"]
+        option = "" if gateway["url"].endswith(":8080") else f" --gateway {gateway['url']}"
+        console.print(f"  tools     {', '.join(names)}")
+        console.print(f"  try       asya call{option} {names[0]} key=value …   (or: asya tools)")
+    console.print(f"  transport {status['transport']}")
+    console.print(f"  database  {status['database']}")
+    console.print(f"  status    {status_path}")
+    console.print("  Press Ctrl-C to stop.")

@@ -1,0 +1,25 @@
+"""Handlers of the asya up integration suite (copied into each test mesh's folder)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def pipeline_doubler(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "value": payload["value"] * 2}
+
+
+def pipeline_incrementer(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "value": payload["value"] + 5}
+
+
+def always_fails(payload: dict[str, Any]) -> dict[str, Any]:
+    raise ValueError(f"cannot handle {payload!r}")
+
+
+def slow(payload: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps, then says which process did the work (one per replica)."""
+    time.sleep(float(payload["seconds"]))
+    return {"slept": payload["seconds"], "pid": os.getpid()}

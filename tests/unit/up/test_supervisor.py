@@ -1,0 +1,56 @@
+"""Restart backoff, log prefixes and the status file helpers."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from asya.up.status import mask_url, read_status, write_status
+from asya.up.supervisor import Backoff, LogSink
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    backoff = Backoff(first=0.5, cap=4.0, healthy_after=10.0)
+
+    delays = [backoff.next_delay(ran_for=0.1) for _ in range(6)]
+
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_backoff_starts_over_after_a_healthy_run() -> None:
+    backoff = Backoff(first=0.5, cap=30.0, healthy_after=10.0)
+    backoff.next_delay(0.1)
+    backoff.next_delay(0.1)
+
+    assert backoff.next_delay(ran_for=60.0) == 0.5
+
+
+def test_log_lines_are_prefixed_with_the_child_name_in_one_column() -> None:
+    out = io.StringIO()
+    sink = LogSink(out)
+    sink.width = 12
+
+    sink.line("gateway", "ready")
+    sink.line("a#1 sidecar", "consuming [a] {x}")
+    sink.say("scaling out")
+
+    assert out.getvalue().splitlines() == [
+        "gateway      | ready",
+        "a#1 sidecar  | consuming [a] {x}",
+        "asya up      | scaling out",
+    ]
+
+
+def test_passwords_are_masked_in_urls() -> None:
+    assert mask_url("amqp://guest:secret@host:5672/") == "amqp://guest:***@host:5672/"
+    assert mask_url("sqlite:////tmp/q.db") == "sqlite:////tmp/q.db"
+
+
+def test_status_file_is_written_whole_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / ".asya" / "up.json"
+
+    write_status(path, {"ready": True, "actors": {}})
+
+    assert read_status(path) == {"ready": True, "actors": {}}
+    assert list(path.parent.iterdir()) == [path]
+    assert read_status(tmp_path / "missing.json") is None
