@@ -59,6 +59,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
+    # Libraries that log every request at INFO would drown the actors' own lines.
+    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     if unknown_level:
         logging.getLogger(__name__).warning(
             "ASYA_LOG_LEVEL=%r is not one of %s; using INFO", env.get("ASYA_LOG_LEVEL"), LEVELS
