@@ -60,8 +60,11 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level_name)
     # Libraries that log every request at INFO would drown the actors' own lines.
+    # At DEBUG everything is shown.
     for noisy in ("httpx", "httpcore", "aiormq", "aio_pika"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(
+            logging.NOTSET if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+        )
     if unknown_level:
         logging.getLogger(__name__).warning(
             "ASYA_LOG_LEVEL=%r is not one of %s; using INFO", env.get("ASYA_LOG_LEVEL"), LEVELS
