@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asya.crew.error_end import ErrorEnd, describe_error
+from asya.crew.settings import CrewSettings, S3Settings
+from tests.unit.crew.conftest import FakeGateway, S3Server
+
+
+def error_message(job_id: str | None = "job-e") -> dict[str, object]:
+    message: dict[str, object] = {
+        "error": "processing_error",
+        "error_details": {
+            "message": "boom",
+            "type": "ValueError",
+            "traceback": "Traceback ...",
+            "severity": "fatal",
+        },
+        "original_message": json.dumps({"route": {"steps": ["errq"], "current": 0}}),
+        "route": {"steps": ["errq"], "current": 0, "metadata": {}},
+        "payload": {"should_fail": True},
+        "failed_step": "errq",
+        "attempts": 1,
+    }
+    if job_id is not None:
+        message["job_id"] = job_id
+    return message
+
+
+def test_error_end_reports_the_code_and_message_as_the_error(gateway: FakeGateway) -> None:
+    crew = ErrorEnd(CrewSettings(gateway_url=gateway.url))
+
+    assert crew.handle(error_message()) == []
+
+    (request,) = gateway.requests
+    assert request.path == "/jobs/job-e/final"
+    assert request.body == {"status": "failed", "error": "processing_error: boom", "metadata": {}}
+
+
+def test_error_end_persists_under_the_errors_prefix_and_failed_step(
+    gateway: FakeGateway, s3: S3Server
+) -> None:
+    settings = CrewSettings(
+        gateway_url=gateway.url,
+        s3=S3Settings(bucket=s3.bucket, endpoint=s3.endpoint, access_key="t", secret_key="t"),
+    )
+
+    ErrorEnd(settings).handle(error_message("job-x"))
+
+    (obj,) = s3.client().list_objects_v2(Bucket=s3.bucket)["Contents"]
+    assert obj["Key"].startswith("asya-errors/")
+    assert obj["Key"].endswith("/errq/job-x.json")
+    stored = json.loads(s3.client().get_object(Bucket=s3.bucket, Key=obj["Key"])["Body"].read())
+    assert stored == error_message("job-x")
+    assert gateway.requests[0].body["metadata"] == {"s3_uri": f"s3://{s3.bucket}/{obj['Key']}"}
+
+
+def test_error_end_drops_a_message_without_job_id(
+    gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert ErrorEnd(CrewSettings(gateway_url=gateway.url)).handle(error_message(None)) == []
+
+    assert gateway.requests == []
+    assert "processing_error: boom" in caplog.text
+
+
+def test_describe_error_tolerates_missing_details() -> None:
+    assert describe_error({"error": "timeout_error"}) == "timeout_error"
+    assert describe_error({"error_details": "broken"}) == "unknown_error"
+    assert (
+        describe_error({"error": "timeout_error", "error_details": {"message": "Runtime timeout"}})
+        == "timeout_error: Runtime timeout"
+    )
+
+
+def test_error_end_drops_a_message_that_is_not_an_object(gateway: FakeGateway) -> None:
+    crew = ErrorEnd(CrewSettings(gateway_url=gateway.url))
+
+    assert crew.handle("garbage") == []  # type: ignore[arg-type]
+
+    assert gateway.requests == []
