@@ -1,0 +1,133 @@
+"""The gateway's composition root: ``create_app(settings)`` builds one ASGI app.
+
+The lifespan migrates and opens the store, connects the publisher, starts the PostgreSQL
+listener (fan-out of every replica's updates), the deadline sweeper and the MCP session
+manager, and closes them all in reverse order. Background loops are guarded: an unexpected end
+is logged and reported to ``on_fatal`` (the CLI stops the server), never a silent death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from asya.errors import ConfigError
+from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware
+from asya.gateway.hub import Hub
+from asya.gateway.listener import Listener
+from asya.gateway.mcp import MCPEndpoint, build_server
+from asya.gateway.metrics import GatewayMetrics
+from asya.gateway.publisher import Publisher
+from asya.gateway.routes import ROUTES, Gateway
+from asya.gateway.service import JobService
+from asya.gateway.settings import GatewaySettings
+from asya.gateway.store import JobStore
+from asya.gateway.sweeper import run_sweeper
+from asya.gateway.tools import ToolRegistry, load_tools
+from asya.transports.base import Transport
+
+logger = logging.getLogger(__name__)
+
+
+def _default_transport(settings: GatewaySettings) -> Transport:
+    from asya.transports import open_transport
+
+    try:
+        return open_transport(settings.transport_url, exchange=settings.exchange)
+    except ValueError as exc:
+        raise ConfigError(settings.transport_variable, str(exc)) from exc
+
+
+def _guard(
+    coro: Coroutine[Any, Any, None], name: str, on_fatal: Callable[[str], None]
+) -> asyncio.Task[None]:
+    task = asyncio.create_task(coro, name=name)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        if finished.cancelled():
+            return
+        exc = finished.exception()
+        reason = f"background task {name} stopped unexpectedly" + (f": {exc!r}" if exc else "")
+        logger.critical(reason, exc_info=exc)
+        on_fatal(reason)
+
+    task.add_done_callback(done)
+    return task
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    tools: ToolRegistry | None = None,
+    transport: Transport | None = None,
+    on_fatal: Callable[[str], None] | None = None,
+) -> Starlette:
+    """Build the app; the tools file is read now, so its errors surface before serving."""
+    registry = tools if tools is not None else load_tools(settings.config_path)
+    if tools is None and settings.config_path is None:
+        logger.warning("ASYA_CONFIG_PATH is not set: the gateway offers no tools")
+    hub = Hub()
+    metrics = GatewayMetrics()
+    store = JobStore(settings.database_url, on_update=hub.publish)
+    publisher = Publisher(transport or _default_transport(settings), settings.pool_size)
+    service = JobService(store, hub, publisher, metrics)
+    auth = Auth(settings.api_keys, settings.actor_token)
+    manager = StreamableHTTPSessionManager(app=build_server(service, registry), stateless=True)
+    fatal = on_fatal or (lambda reason: None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await store.migrate()
+        await publisher.start()
+        tasks = [_guard(run_sweeper(service, settings.sweep_interval), "sweeper", fatal)]
+        if store.notifies:
+            listener = Listener(store, hub)
+            tasks.append(_guard(listener.run(), "pg-listener", fatal))
+            try:
+                await listener.wait_connected(10.0)
+            except TimeoutError:
+                logger.warning("LISTEN connection not up yet; SSE from other replicas may lag")
+        logger.info(
+            "gateway ready: %d tools, database %s, transport %s",
+            len(registry),
+            store.dialect,
+            publisher.transport.name,
+        )
+        try:
+            async with manager.run():
+                yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.close()
+            await store.close()
+
+    mcp_endpoint = MCPEndpoint(manager, auth)
+    app = Starlette(
+        routes=[*ROUTES, Route("/mcp", mcp_endpoint), Route("/mcp/", mcp_endpoint)],
+        middleware=[
+            Middleware(TimingMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_body=settings.max_body),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = Gateway(
+        settings=settings,
+        tools=registry,
+        store=store,
+        publisher=publisher,
+        service=service,
+        metrics=metrics,
+        auth=auth,
+    )
+    return app

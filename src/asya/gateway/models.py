@@ -1,0 +1,143 @@
+"""The job and job-update records as the API shows them (SPEC §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PENDING = "Pending"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+UNKNOWN = "Unknown"
+TERMINAL = frozenset({SUCCEEDED, FAILED})
+STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, UNKNOWN)
+
+MSG_SENT = "Sending message to first actor"
+MSG_SUCCEEDED = "Job completed successfully"
+
+
+def failed_message(error: str) -> str:
+    return f"Job failed: {error}"
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tool: str
+    status: str
+    route: dict[str, Any]
+    payload: Any
+    result: Any
+    error: str | None
+    message: str | None
+    timeout_seconds: float | None
+    deadline: datetime | None
+    progress_percent: float
+    current_step: str | None
+    steps_completed: int
+    total_steps: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def active(self, now: datetime) -> bool:
+        return not self.terminal and (self.deadline is None or now < self.deadline)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "route": self.route,
+            "payload": self.payload,
+            "result": self.result,
+            "error": self.error,
+            "timeout_seconds": self.timeout_seconds,
+            "deadline": rfc3339(self.deadline),
+            "progress_percent": self.progress_percent,
+            "current_step": self.current_step,
+            "steps_completed": self.steps_completed,
+            "total_steps": self.total_steps,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The few fields a change returns (the hot path decodes no payload or result)."""
+
+    id: str
+    tool: str
+    status: str
+    progress_percent: float
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    job_id: str
+    sequence: int
+    status: str
+    message: str | None
+    result: Any
+    error: str | None
+    progress_percent: float | None
+    step: str | None
+    step_status: str | None
+    timestamp: datetime
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_json(self) -> dict[str, Any]:
+        """The SSE ``data`` object (every field present, null when unset)."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "message": self.message,
+            "result": self.result,
+            "error": self.error,
+            "progress_percent": self.progress_percent,
+            "step": self.step,
+            "step_status": self.step_status,
+            "timestamp": rfc3339(self.timestamp),
+        }
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything needed to rebuild the update (the NOTIFY payload)."""
+        return {**self.to_json(), "sequence": self.sequence}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> JobUpdate:
+        percent = data.get("progress_percent")
+        return cls(
+            job_id=data["job_id"],
+            sequence=int(data["sequence"]),
+            status=data["status"],
+            message=data.get("message"),
+            result=data.get("result"),
+            error=data.get("error"),
+            progress_percent=None if percent is None else float(percent),
+            step=data.get("step"),
+            step_status=data.get("step_status"),
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+        )

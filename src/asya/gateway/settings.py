@@ -1,0 +1,78 @@
+"""Gateway settings, read once from the SPEC §6 environment variables.
+
+Every value is parsed and checked here so a bad deployment fails at start with the name of the
+variable to fix (exit 2), instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from asya.envconfig import Env
+from asya.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///.asya/jobs.db"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+_DATABASE_SCHEMES = ("postgres://", "postgresql://", "sqlite://")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    config_path: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    transport_url: str = DEFAULT_RABBITMQ_URL
+    exchange: str = "asya"
+    pool_size: int = 20
+    api_keys: tuple[str, ...] = ()
+    actor_token: str | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    auto_migrate: bool = True
+    sse_keepalive: float = 15.0
+    sweep_interval: float = 0.25
+    transport_variable: str = "ASYA_RABBITMQ_URL"  # where transport_url came from (errors)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = Env(os.environ if environ is None else environ)
+        port = env.get_int("ASYA_GATEWAY_PORT", 8080, minimum=0)
+        if port > 65535:
+            raise ConfigError("ASYA_GATEWAY_PORT", f"must be at most 65535, got {port}")
+        database_url = env.get_str("ASYA_DATABASE_URL", DEFAULT_DATABASE_URL)
+        if not database_url.startswith(_DATABASE_SCHEMES):
+            raise ConfigError(
+                "ASYA_DATABASE_URL",
+                f"unsupported URL {database_url!r} (use postgresql://… or sqlite:///path)",
+            )
+        transport_url = env.get_optional_str("ASYA_TRANSPORT_URL") or env.get_str(
+            "ASYA_RABBITMQ_URL", DEFAULT_RABBITMQ_URL
+        )
+        keys = env.get_optional_str("ASYA_GATEWAY_API_KEYS") or ""
+        sse_keepalive = env.get_duration("ASYA_GATEWAY_SSE_KEEPALIVE", 15.0)
+        if sse_keepalive <= 0:
+            raise ConfigError("ASYA_GATEWAY_SSE_KEEPALIVE", "must be positive")
+        sweep_interval = env.get_duration("ASYA_GATEWAY_SWEEP_INTERVAL", 0.25)
+        if sweep_interval <= 0:
+            raise ConfigError("ASYA_GATEWAY_SWEEP_INTERVAL", "must be positive")
+        return cls(
+            host=env.get_str("ASYA_GATEWAY_HOST", "0.0.0.0"),
+            port=port,
+            config_path=env.get_optional_str("ASYA_CONFIG_PATH"),
+            database_url=database_url,
+            transport_url=transport_url,
+            exchange=env.get_str("ASYA_RABBITMQ_EXCHANGE", "asya"),
+            pool_size=env.get_int("ASYA_RABBITMQ_POOL_SIZE", 20, minimum=1),
+            api_keys=tuple(key.strip() for key in keys.split(",") if key.strip()),
+            actor_token=env.get_optional_str("ASYA_GATEWAY_ACTOR_TOKEN"),
+            max_body=env.get_int("ASYA_GATEWAY_MAX_BODY", DEFAULT_MAX_BODY, minimum=1),
+            auto_migrate=env.get_bool("ASYA_DB_AUTO_MIGRATE", True),
+            sse_keepalive=sse_keepalive,
+            sweep_interval=sweep_interval,
+            transport_variable="ASYA_TRANSPORT_URL"
+            if env.get_optional_str("ASYA_TRANSPORT_URL")
+            else "ASYA_RABBITMQ_URL",
+        )

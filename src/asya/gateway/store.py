@@ -1,0 +1,360 @@
+"""The job store: jobs and their updates in PostgreSQL or SQLite, through SQLAlchemy Core.
+
+Every change to a job is atomic: an ``UPDATE … RETURNING`` guarded by "not yet terminal" (so
+terminal is final, even across replicas) that raises the percent with a ``CASE`` — never
+lower — and takes the next per-job sequence number, plus the ``INSERT`` of the update row with
+that sequence. The row lock taken by the UPDATE orders concurrent reports of one job, so no
+update is lost or reordered. On PostgreSQL both and a ``NOTIFY`` (delivered on commit, in
+commit order, so every replica's SSE streams see it) are one statement
+(:mod:`asya.gateway.statements`); on SQLite they are one transaction, and writes of this
+process are serialised by a lock and handed to ``on_update`` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from asya.gateway import migrations
+from asya.gateway import statements as sql
+from asya.gateway.database import StoreUnavailable, create_engine, translate_errors
+from asya.gateway.models import (
+    MSG_SENT,
+    MSG_SUCCEEDED,
+    PENDING,
+    Job,
+    JobState,
+    JobUpdate,
+    failed_message,
+    rfc3339,
+    utcnow,
+)
+from asya.gateway.schema import OPEN_JOB, job_updates, jobs
+from asya.gateway.statements import NOTIFY_CHANNEL
+
+__all__ = ["NOTIFY_CHANNEL", "JobStore", "Outcome", "StoreUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+
+UpdateCallback = Callable[[JobUpdate], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a change did: ``job`` is None for an unknown job, ``update`` None when ignored."""
+
+    job: JobState | None
+    update: JobUpdate | None
+
+
+class JobStore:
+    """Jobs on one database (migrated at start or by ``asya gateway migrate``)."""
+
+    def __init__(self, url: str, *, on_update: UpdateCallback | None = None) -> None:
+        self.url = url
+        self._on_update = on_update
+        self.engine: AsyncEngine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        # SQLite allows one writer anyway; the lock also keeps in-process fan-out in order.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def notifies(self) -> bool:
+        """True when updates fan out through PostgreSQL NOTIFY (to every replica)."""
+        return self.dialect == "postgresql"
+
+    async def migrate(self) -> None:
+        with translate_errors():
+            await migrations.upgrade(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).first()
+        return None if row is None else _job(row)
+
+    async def list_jobs(self, *, status: str | None = None, limit: int = 50) -> list[Job]:
+        query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [_job(row) for row in rows]
+
+    async def list_updates(self, job_id: str, *, after: int = 0) -> list[JobUpdate]:
+        query = (
+            job_updates.select()
+            .where(job_updates.c.job_id == job_id, job_updates.c.sequence > after)
+            .order_by(job_updates.c.sequence)
+        )
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [_update(row) for row in rows]
+
+    async def expired_jobs(self, now: datetime) -> list[Job]:
+        query = jobs.select().where(jobs.c.deadline.is_not(None), jobs.c.deadline <= now, OPEN_JOB)
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [_job(row) for row in rows]
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        *,
+        job_id: str,
+        tool: str,
+        steps: list[str],
+        metadata: Mapping[str, Any],
+        payload: Any,
+        timeout_seconds: float | None,
+    ) -> Job:
+        now = utcnow()
+        deadline = now + timedelta(seconds=timeout_seconds) if timeout_seconds else None
+        route_metadata = dict(metadata)
+        if deadline is not None:
+            route_metadata["deadline"] = rfc3339(deadline)
+        job = Job(
+            id=job_id,
+            tool=tool,
+            status=PENDING,
+            route={"steps": list(steps), "current": 0, "metadata": route_metadata},
+            payload=payload,
+            result=None,
+            error=None,
+            message=None,
+            timeout_seconds=timeout_seconds,
+            deadline=deadline,
+            progress_percent=0.0,
+            current_step=None,
+            steps_completed=0,
+            total_steps=len(steps),
+            created_at=now,
+            updated_at=now,
+        )
+        values = {
+            "id": job.id,
+            "tool": job.tool,
+            "status": job.status,
+            "route_steps": job.route["steps"],
+            "route_current": 0,
+            "route_metadata": route_metadata,
+            "payload": payload,
+            "timeout_seconds": timeout_seconds,
+            "deadline": deadline,
+            "progress_percent": 0.0,
+            "steps_completed": 0,
+            "total_steps": job.total_steps,
+            "last_sequence": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with translate_errors():
+            async with self.engine.connect() as conn:
+                # one statement, so autocommit: no BEGIN/COMMIT round trips
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(sql.INSERT_JOB, values)
+        return job
+
+    async def mark_running(self, job_id: str) -> Outcome:
+        """The first publish succeeded: Running, "Sending message to first actor"."""
+        return await self._change(sql.MARK_RUNNING, job_id, {"p_message": MSG_SENT}, MSG_SENT)
+
+    async def record_progress(
+        self,
+        job_id: str,
+        *,
+        step: str,
+        step_index: int,
+        percent: float,
+        step_status: str,
+        message: str | None,
+    ) -> Outcome:
+        """One step report; the percent only ever rises (decided by the database)."""
+        params: dict[str, Any] = {
+            "p_percent": percent,
+            "p_step": step,
+            "p_index": step_index,
+            "p_message": message,
+        }
+        statement = sql.PROGRESS
+        if step_status == "completed":
+            statement = sql.PROGRESS_COMPLETED
+            params["p_done"] = step_index + 1
+        return await self._change(
+            statement, job_id, params, message, step=step, step_status=step_status
+        )
+
+    async def succeed(
+        self, job_id: str, result: Any, metadata: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        params = {"p_result": result, "p_final_metadata": dict(metadata) if metadata else None}
+        return await self._change(sql.SUCCEED, job_id, params, MSG_SUCCEEDED, result=result)
+
+    async def fail(
+        self, job_id: str, error: str, metadata: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        message = failed_message(error)
+        params = {
+            "p_error": error,
+            "p_message": message,
+            "p_final_metadata": dict(metadata) if metadata else None,
+        }
+        return await self._change(sql.FAIL, job_id, params, message, error=error)
+
+    async def _change(
+        self,
+        statement: sa.Update,
+        job_id: str,
+        params: dict[str, Any],
+        message: str | None,
+        *,
+        step: str | None = None,
+        step_status: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+    ) -> Outcome:
+        now = utcnow()
+        params = {**params, "p_id": job_id, "p_now": now}
+        report = {
+            "message": message,
+            "result": result,
+            "error": error,
+            "step": step,
+            "step_status": step_status,
+        }
+        async with self._writing():
+            with translate_errors():
+                if self.notifies:
+                    row = await self._change_notifying(statement, params, report, now)
+                else:
+                    row = await self._change_in_transaction(statement, params, report, now)
+                if row is None:
+                    return Outcome(await self._state(job_id), None)
+            state = _state(row)
+            update = JobUpdate(
+                job_id=job_id,
+                sequence=row.last_sequence,
+                status=state.status,
+                progress_percent=state.progress_percent,
+                timestamp=now,
+                **report,
+            )
+            if not self.notifies and self._on_update is not None:
+                await self._on_update(update)
+        return Outcome(state, update)
+
+    async def _change_notifying(
+        self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
+    ) -> Row[Any] | None:
+        """PostgreSQL: UPDATE + INSERT + NOTIFY as one autocommitted statement."""
+        values = {f"u_{name}": value for name, value in report.items()}
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(
+                sql.NOTIFYING[statement], {**params, **values, "u_timestamp": rfc3339(now)}
+            )
+            row: Row[Any] | None = result.first()
+            return row
+
+    async def _change_in_transaction(
+        self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
+    ) -> Row[Any] | None:
+        """SQLite: the UPDATE, then the update row's INSERT, in one transaction."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(statement, params)).first()
+            if row is not None:
+                await conn.execute(
+                    sql.INSERT_UPDATE,
+                    {
+                        "job_id": row.id,
+                        "sequence": row.last_sequence,
+                        "status": row.status,
+                        "progress_percent": row.progress_percent,
+                        "timestamp": now,
+                        **report,
+                    },
+                )
+            return row
+
+    async def _state(self, job_id: str) -> JobState | None:
+        async with self.engine.connect() as conn:
+            query = sa.select(*sql.CHANGE_RETURNING).where(jobs.c.id == job_id)
+            row = (await conn.execute(query)).first()
+        return None if row is None else _state(row)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+        else:
+            async with self._write_lock:
+                yield
+
+
+def _state(row: Row[Any]) -> JobState:
+    return JobState(
+        id=row.id, tool=row.tool, status=row.status, progress_percent=float(row.progress_percent)
+    )
+
+
+def _job(row: Row[Any]) -> Job:
+    metadata = dict(row.route_metadata or {})
+    if row.final_metadata:
+        metadata.update(row.final_metadata)
+    return Job(
+        id=row.id,
+        tool=row.tool,
+        status=row.status,
+        route={"steps": list(row.route_steps), "current": row.route_current, "metadata": metadata},
+        payload=row.payload,
+        result=row.result,
+        error=row.error,
+        message=row.message,
+        timeout_seconds=None if row.timeout_seconds is None else float(row.timeout_seconds),
+        deadline=row.deadline,
+        progress_percent=float(row.progress_percent),
+        current_step=row.current_step,
+        steps_completed=row.steps_completed,
+        total_steps=row.total_steps,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _update(row: Row[Any]) -> JobUpdate:
+    return JobUpdate(
+        job_id=row.job_id,
+        sequence=row.sequence,
+        status=row.status,
+        message=row.message,
+        result=row.result,
+        error=row.error,
+        progress_percent=row.progress_percent,
+        step=row.step,
+        step_status=row.step_status,
+        timestamp=row.timestamp,
+    )

@@ -1,0 +1,90 @@
+"""API keys, the actor token, and job listings (newest first, filters, limits)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.integration.gateway.conftest import serve_gateway
+
+
+async def test_client_endpoints_need_an_api_key_and_actor_endpoints_the_actor_token(
+    sqlite_url: str,
+) -> None:
+    async with serve_gateway(
+        sqlite_url, api_keys=("key-one", "key-two"), actor_token="actor-secret"
+    ) as gateway:
+        client = gateway.client
+        call = {"name": "test_pipeline", "arguments": {"value": 1}}
+        assert (await client.post("/tools/call", json=call)).status_code == 401
+        wrong = await client.post(
+            "/tools/call", json=call, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 401
+        assert "error" in wrong.json()
+        ok = await client.post(
+            "/tools/call", json=call, headers={"Authorization": "Bearer key-two"}
+        )
+        assert ok.status_code == 200
+        job_id = ok.json()["structuredContent"]["job_id"]
+        key = {"Authorization": "Bearer key-one"}
+        actor = {"Authorization": "Bearer actor-secret"}
+
+        for path in ("/tools", "/jobs", f"/jobs/{job_id}", f"/jobs/{job_id}/stream"):
+            assert (await client.get(path)).status_code == 401, path
+        assert (await client.get("/tools", headers=key)).status_code == 200
+        assert (await client.get(f"/jobs/{job_id}", headers=key)).status_code == 200
+        assert (await client.post("/mcp", json={})).status_code == 401
+
+        report = {"step": "step-a", "step_index": 0, "total_steps": 2, "status": "received"}
+        assert (await client.post(f"/jobs/{job_id}/progress", json=report)).status_code == 401
+        with_key = await client.post(f"/jobs/{job_id}/progress", json=report, headers=key)
+        assert with_key.status_code == 401
+        progress = await client.post(f"/jobs/{job_id}/progress", json=report, headers=actor)
+        assert progress.status_code == 200
+        heartbeat = {"actor_name": "step-a", "status": "processing"}
+        assert (await client.post(f"/jobs/{job_id}/heartbeat", json=heartbeat)).status_code == 401
+        final = {"status": "succeeded", "result": 3}
+        assert (await client.post(f"/jobs/{job_id}/final", json=final)).status_code == 401
+
+        assert (await client.get(f"/jobs/{job_id}/active")).status_code == 401
+        assert (await client.get(f"/jobs/{job_id}/active", headers=key)).status_code == 200
+        assert (await client.get(f"/jobs/{job_id}/active", headers=actor)).status_code == 200
+
+        for path in ("/health", "/ready", "/metrics"):
+            assert (await client.get(path)).status_code == 200, path
+
+        job = (await client.get(f"/jobs/{job_id}", headers=key)).json()
+        assert job["progress_percent"] == 5
+
+
+async def _list_jobs_newest_first_with_filters(database_url: str) -> None:
+    async with serve_gateway(database_url) as gateway:
+        ids = []
+        for value in range(4):
+            ids.append(await gateway.call("test_pipeline", value=value))
+            await asyncio.sleep(0.01)
+        await gateway.client.post(f"/jobs/{ids[1]}/final", json={"status": "succeeded"})
+        listed = (await gateway.client.get("/jobs")).json()["jobs"]
+        assert [job["id"] for job in listed] == list(reversed(ids))
+        limited = (await gateway.client.get("/jobs", params={"limit": 2})).json()["jobs"]
+        assert [job["id"] for job in limited] == [ids[3], ids[2]]
+        done = (await gateway.client.get("/jobs", params={"status": "Succeeded"})).json()
+        assert [job["id"] for job in done["jobs"]] == [ids[1]]
+        running = (await gateway.client.get("/jobs", params={"status": "running"})).json()
+        assert [job["id"] for job in running["jobs"]] == [ids[3], ids[2], ids[0]]
+        for bad in ({"limit": "x"}, {"limit": 0}, {"status": "Sleeping"}):
+            assert (await gateway.client.get("/jobs", params=bad)).status_code == 400
+        many = await gateway.client.get("/jobs", params={"limit": 100000})
+        assert many.status_code == 200
+
+
+async def test_jobs_are_listed_newest_first_with_status_and_limit_on_sqlite(
+    sqlite_url: str,
+) -> None:
+    await _list_jobs_newest_first_with_filters(sqlite_url)
+
+
+async def test_jobs_are_listed_newest_first_with_status_and_limit_on_postgresql(
+    fresh_postgres_url: str,
+) -> None:
+    await _list_jobs_newest_first_with_filters(fresh_postgres_url)
