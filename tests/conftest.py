@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asya.logconfig import configure_logging
+from asya.logconfig import LEVELS
 
 RABBITMQ_URL = os.environ.get("ASYA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -24,7 +24,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    configure_logging("tests")
+    # ASYA_LOG_LEVEL is honoured by the suites (SPEC §11): it sets the level of the records that
+    # pytest captures and shows for a failing test; child processes inherit the variable.
+    level = (os.environ.get("ASYA_LOG_LEVEL") or "INFO").upper()
+    logging.getLogger().setLevel(level if level in LEVELS else "INFO")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
