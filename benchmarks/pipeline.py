@@ -1,0 +1,209 @@
+"""``asya bench pipeline [--vs celery]``: a 3-step no-op pipeline end to end on RabbitMQ.
+
+Asya: three ``asya actor`` processes (sidecar + runtime each) routing ``s1 → s2 → s3 →
+happy-end``. With ``--vs celery`` (and celery installed, the ``bench`` extra): the same 3-task
+chain in one Celery worker with three prefork processes, on the same broker, its last task
+publishing to an output queue as Asya's happy-end. Both relay ``--messages`` preloaded messages
+(msgs/s between first and last arrival), then ``--latency-samples`` one at a time (p50/p99).
+Target: the Asya pipeline ≥ 2× Celery's chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import textwrap
+
+from benchmarks._amqp import (
+    AMQP_URL,
+    Children,
+    Driver,
+    child_env,
+    make_body,
+    unique_prefix,
+    wait_for_consumers,
+)
+from benchmarks.common import Result, print_table
+
+CELERY_TASKS = """
+import os
+
+from celery import Celery
+
+app = Celery("asya_bench", broker=os.environ["BENCH_BROKER"])
+app.conf.update(
+    task_default_queue=os.environ["BENCH_QUEUE"],
+    task_ignore_result=True,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+if os.environ.get("BENCH_AT_LEAST_ONCE") == "1":
+    # Asya's guarantees: ack after the work, publishes confirmed by the broker.
+    app.conf.update(task_acks_late=True, broker_transport_options={"confirm_publish": True})
+OUTPUT = os.environ["BENCH_OUTPUT"]
+
+
+@app.task(name="step")
+def step(payload):
+    return payload
+
+
+@app.task(name="last")
+def last(payload):
+    with app.producer_or_acquire() as producer:
+        producer.publish(payload, exchange="", routing_key=OUTPUT, serializer="json", retry=False)
+    return payload
+"""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asya bench pipeline", description=__doc__)
+    parser.add_argument("--messages", type=int, default=5_000)
+    parser.add_argument("--prefetch", type=int, default=10, help="prefetch of each actor")
+    parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--size", type=int, default=200)
+    parser.add_argument("--vs", choices=["celery"], help="also run the same chain in Celery")
+    return parser.parse_args(argv)
+
+
+class CpuMeter:
+    """CPU time all children spend between the first and the last arrival."""
+
+    def __init__(self, children: Children) -> None:
+        self._children = children
+        self._start = 0.0
+
+    def start(self) -> None:
+        self._start = sum(self._children.cpu_seconds().values())
+
+    def per_message(self, count: int) -> str:
+        used = sum(self._children.cpu_seconds().values()) - self._start
+        return f"{used / count * 1e6:.0f}" if used > 0 else "-"
+
+
+async def measure_asya(args: argparse.Namespace) -> Result:
+    prefix = unique_prefix("pipeline")
+    steps = [f"{prefix}-s1", f"{prefix}-s2", f"{prefix}-s3"]
+    happy, error = f"{prefix}-happy-end", f"{prefix}-error-end"
+    driver = Driver(exchange=prefix, output_queue=happy)
+    children = Children()
+    body = make_body(steps, args.size)
+    try:
+        await driver.open([*steps, happy, error])
+        await driver.preload(steps[0], body, args.messages)
+        for queue in steps:
+            children.start_actor(queue, prefix, args.prefetch, prefix)
+        cpu = CpuMeter(children)
+        seconds, _ = await driver.throughput(
+            args.messages, within=120 + args.messages / 50, on_first=cpu.start
+        )
+        cpu_us = cpu.per_message(args.messages - 1)
+        for queue in steps:
+            await wait_for_consumers(driver, queue, 1)
+        latencies = await driver.latencies(
+            lambda: driver.publish_raw(steps[0], body, default_exchange=False),
+            args.latency_samples,
+        )
+        return Result(
+            name=f"asya: 3 actors (prefetch {args.prefetch})",
+            count=args.messages - 1,
+            seconds=seconds,
+            latencies_ms=latencies,
+            extra={"cpu µs/msg": cpu_us},
+        )
+    finally:
+        children.stop_all()
+        await driver.close()
+
+
+async def measure_celery(args: argparse.Namespace, at_least_once: bool) -> Result:
+    prefix = unique_prefix("celery")
+    task_queue, output = f"{prefix}-tasks", f"{prefix}-out"
+    driver = Driver(exchange=prefix, output_queue=output)
+    children = Children()
+    (children.workdir / "asya_celery_bench.py").write_text(textwrap.dedent(CELERY_TASKS))
+    env = child_env(
+        {
+            "BENCH_BROKER": AMQP_URL,
+            "BENCH_QUEUE": task_queue,
+            "BENCH_OUTPUT": output,
+            "BENCH_AT_LEAST_ONCE": "1" if at_least_once else "0",
+            "PYTHONPATH": str(children.workdir),
+        }
+    )
+    for key in ("BENCH_BROKER", "BENCH_QUEUE", "BENCH_OUTPUT", "BENCH_AT_LEAST_ONCE"):
+        os.environ[key] = env[key]
+    sys.path.insert(0, str(children.workdir))
+    try:
+        import asya_celery_bench as tasks  # type: ignore[import-not-found]
+        from celery import chain
+
+        await driver.open([output])
+        payload = {"pad": "x" * max(0, args.size - 40)}
+
+        def send() -> None:
+            chain(tasks.step.s(payload), tasks.step.s(), tasks.last.s()).apply_async()
+
+        for _ in range(args.messages):
+            send()
+        children.start(
+            [sys.executable, "-m", "celery", "-A", "asya_celery_bench", "worker", "-Q",
+             task_queue, "--concurrency", "3", "--pool", "prefork", "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env,
+        )  # fmt: skip
+        cpu = CpuMeter(children)
+        seconds, _ = await driver.throughput(
+            args.messages, within=120 + args.messages / 20, on_first=cpu.start
+        )
+        cpu_us = cpu.per_message(args.messages - 1)
+
+        async def send_async() -> None:
+            await asyncio.to_thread(send)
+
+        latencies = await driver.latencies(send_async, args.latency_samples)
+        mode = "acks_late + confirms" if at_least_once else "defaults"
+        return Result(
+            name=f"celery: 3-task chain, 3 processes, {mode}",
+            count=args.messages - 1,
+            seconds=seconds,
+            latencies_ms=latencies,
+            extra={"cpu µs/msg": cpu_us},
+        )
+    finally:
+        children.stop_all()
+        await driver.close(delete=[task_queue])
+        tasks_module = sys.modules.pop("asya_celery_bench", None)
+        if tasks_module is not None:
+            tasks_module.app.close()
+        sys.path.remove(str(children.workdir))
+
+
+async def run(args: argparse.Namespace) -> int:
+    results = [await measure_asya(args)]
+    if args.vs == "celery":
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            print("celery is not installed: skipping --vs celery (pip install 'asya[bench]')")
+        else:
+            results.append(await measure_celery(args, at_least_once=False))
+            results.append(await measure_celery(args, at_least_once=True))
+    title = f"pipeline: 3 steps, {args.messages} × {args.size} B, RabbitMQ"
+    print_table(title, results)
+    for other in results[1:]:
+        ratio = results[0].rate / other.rate if other.rate else 0.0
+        verdict = "ok" if ratio >= 2 else "below the 2× target"
+        print(f"asya / {other.name}: {ratio:.2f}× throughput ({verdict})")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("COLUMNS", "140")
+    return asyncio.run(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

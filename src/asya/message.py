@@ -1,0 +1,107 @@
+"""The queue message (SPEC §2): parsing, route validation and the fields actors read.
+
+A message is a JSON object ``{"job_id"?, "route": {"steps", "current", "metadata"?},
+"payload", ...}``. These helpers work on the decoded ``dict`` and never drop unknown fields, so
+a message written by another Asya implementation passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+Message = dict[str, Any]
+
+
+class MessageError(ValueError):
+    """The body is not a usable Asya message; the text says why."""
+
+
+def parse_message(body: bytes) -> Message:
+    """Decode ``body`` as a JSON object; ``MessageError`` when it is not one."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MessageError(f"message is not valid JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise MessageError(f"message must be a JSON object, got {type(message).__name__}")
+    return message
+
+
+def route_problem(message: Message, *, finished_allowed: bool = False) -> str | None:
+    """Why the message's route is unusable, or None when it is valid.
+
+    The rules are the runtime's request validation: ``payload`` present, ``route.steps`` a list
+    of non-empty strings, ``route.current`` an integer index into it. ``current ==
+    len(steps)`` (a route that has finished) is accepted only with ``finished_allowed``, as
+    terminal actors receive such messages.
+    """
+    if "payload" not in message:
+        return "message has no 'payload' field"
+    route = message.get("route")
+    if not isinstance(route, dict):
+        return "message has no 'route' object"
+    steps = route.get("steps")
+    if not isinstance(steps, list):
+        return "route.steps must be a list"
+    if not all(isinstance(step, str) and step for step in steps):
+        return "route.steps must contain only non-empty strings"
+    current = route.get("current")
+    if not isinstance(current, int) or isinstance(current, bool):
+        return "route.current must be an integer"
+    limit = len(steps) if finished_allowed else len(steps) - 1
+    if not 0 <= current <= limit:
+        return f"route.current {current} is out of range for {len(steps)} steps"
+    metadata = route.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return "route.metadata must be an object"
+    return None
+
+
+def metadata_of(message: Message) -> dict[str, Any]:
+    """The route's metadata (an empty dict when absent)."""
+    route = message.get("route")
+    metadata = route.get("metadata") if isinstance(route, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def job_id_of(message: Message) -> str | None:
+    """The job id: the top-level ``job_id``, else ``route.metadata.job_id``."""
+    job_id = message.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        job_id = metadata_of(message).get("job_id")
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
+def attempt_of(message: Message) -> int:
+    """Retries so far (``route.metadata.attempt``; 0 when absent or malformed)."""
+    attempt = metadata_of(message).get("attempt")
+    if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
+        return attempt
+    return 0
+
+
+def parse_deadline(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as an aware UTC datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def deadline_passed(message: Message, now: datetime | None = None) -> bool:
+    """True when ``route.metadata.deadline`` is set and already in the past."""
+    deadline = parse_deadline(metadata_of(message).get("deadline"))
+    if deadline is None:
+        return False
+    return (now or datetime.now(UTC)) >= deadline

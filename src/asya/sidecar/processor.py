@@ -1,0 +1,352 @@
+"""Processing one delivery: the nine steps of SPEC §4 "Per message".
+
+parse → deadline → progress → runtime call → route results or handle the error → publish
+(confirmed) → ack. Decisions come from ``router`` (pure); side effects go through the transport,
+the runtime client and the hooks; ``settling`` acks or nacks in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from asya.errors import TransportError, UnroutableError
+from asya.message import MessageError, attempt_of, deadline_passed, job_id_of, parse_message
+from asya.message import route_problem as find_route_problem
+from asya.sidecar import router
+from asya.sidecar.gate import RuntimeGate
+from asya.sidecar.hooks import Hooks, MessageContext
+from asya.sidecar.router import Failure, Publish
+from asya.sidecar.runtime_client import (
+    RuntimeClient,
+    RuntimeCrashed,
+    RuntimeTimeout,
+    RuntimeUnavailable,
+)
+from asya.sidecar.settings import SidecarSettings
+from asya.sidecar.settle import Settlement, settling
+from asya.transports.base import IncomingMessage, Transport
+
+logger = logging.getLogger(__name__)
+
+#: After an abandoned (timed-out) call: the runtime's 1 s grace plus its worker replacement.
+TIMEOUT_RECOVERY_PAUSE = 2.0
+
+# messages_processed_total statuses
+SUCCESS = "success"
+ERROR = "error"
+EMPTY = "empty_response"
+TERMINAL_CONSUMED = "terminal_consumed"
+
+
+class Outcome:
+    """How the delivery ended, for the hooks (status None: requeued untouched)."""
+
+    __slots__ = ("reason", "status")
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.reason: str | None = None
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        transport: Transport,
+        runtime: RuntimeClient,
+        gate: RuntimeGate,
+        hooks: Hooks,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._runtime = runtime
+        self._gate = gate
+        self._hooks = hooks
+        self._clock = clock
+        self._terminal = settings.is_terminal
+        self._failure_queue = (
+            router.DEAD_LETTER_QUEUE if self._terminal else settings.error_end_queue
+        )
+        self._failure_kind = router.DEAD_LETTER if self._terminal else router.ERROR_END
+
+    async def handle(self, delivery: IncomingMessage) -> None:
+        """Process and settle one delivery; never raises except on cancellation."""
+        ctx = MessageContext(delivery=delivery, body=delivery.body, started=self._clock())
+        outcome = Outcome()
+        self._hooks.on_received(ctx)
+        try:
+            async with settling(delivery) as settlement:
+                await self._process(ctx, settlement, outcome)
+        except TransportError as exc:
+            logger.error("publishing failed, message requeued: %s", exc)
+            outcome.status, outcome.reason = None, "publish_failed"
+        except asyncio.CancelledError:
+            outcome.status = None
+            raise
+        except Exception:
+            logger.exception("unexpected error while processing a message; requeued")
+            outcome.status, outcome.reason = None, "internal_error"
+        finally:
+            self._hooks.on_finished(ctx, outcome.status, outcome.reason)
+
+    async def _process(self, ctx: MessageContext, settlement: Settlement, outcome: Outcome) -> None:
+        # 1. Parse.
+        try:
+            message = parse_message(ctx.body)
+        except MessageError as exc:
+            await self._fail_unparsable(ctx, None, str(exc), outcome)
+            return
+        ctx.job_id = job_id_of(message)
+        problem = find_route_problem(message, finished_allowed=self._terminal)
+        if problem is not None and self._terminal and _is_error_end_message(message):
+            # SPEC §7: an error-end message may carry the broken route that made it fail; the
+            # error-end crew must still see it (a terminal actor never routes anyway).
+            problem = None
+        if problem is not None:
+            await self._fail_unparsable(ctx, message, problem, outcome)
+            return
+        ctx.message = message
+        if not self._terminal:
+            route = message["route"]
+            current = route["current"]
+            if route["steps"][current] != self._settings.queue_name:
+                logger.warning(
+                    "message for step %r (index %d) arrived on queue %r",
+                    route["steps"][current],
+                    current,
+                    self._settings.queue_name,
+                )
+            # 2. Deadline.
+            if deadline_passed(message):
+                failure = Failure(
+                    "deadline_exceeded",
+                    f"job deadline {route['metadata']['deadline']} passed before "
+                    f"{self._settings.queue_name} could process the message",
+                    "DeadlineExceeded",
+                )
+                await self._fail(ctx, failure, outcome, reason="deadline_exceeded")
+                return
+        # 3. Progress (received, processing) runs beside the runtime call.
+        await self._hooks.before_runtime(ctx)
+        # 4. Runtime call (pipelined: see RuntimeClient).
+        async with self._runtime.slot():
+            if not await self._gate.wait_open():
+                # The runtime is gone or we are stopping, and this message's call has not
+                # started: give it back untouched so that another replica can take it.
+                settlement.requeue = True
+                return
+            response = await self._call_runtime(ctx, settlement)
+        if response is None:
+            return
+        if isinstance(response, Failure):
+            await self._handle_failure(ctx, response, outcome)
+            return
+        await self._handle_success(ctx, response, outcome)
+
+    async def _call_runtime(
+        self, ctx: MessageContext, settlement: Settlement
+    ) -> list[Any] | Failure | None:
+        """The runtime's outputs, a Failure, or None when the message was requeued."""
+        started = self._clock()
+        try:
+            raw = await self._runtime.call(ctx.body)
+        except RuntimeUnavailable as exc:
+            logger.warning("runtime unreachable, message requeued and consuming paused: %s", exc)
+            self._gate.lose(unreachable=True)
+            settlement.requeue = True
+            return None
+        except RuntimeTimeout:
+            self._hooks.after_runtime(ctx, self._clock() - started, "timeout_error")
+            self._gate.lose(TIMEOUT_RECOVERY_PAUSE)
+            timeout = router.format_duration(self._settings.runtime_timeout)
+            return Failure("timeout_error", f"Runtime timeout exceeded ({timeout})", "TimeoutError")
+        except RuntimeCrashed as exc:
+            self._hooks.after_runtime(ctx, self._clock() - started, "runtime_crashed")
+            return Failure(
+                "runtime_crashed", f"Runtime crashed: {exc}", "RuntimeCrashed", router.RECOVERABLE
+            )
+        elapsed = self._clock() - started
+        try:
+            items = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            items = exc
+        if not isinstance(items, list):
+            self._hooks.after_runtime(ctx, elapsed, "runtime_error")
+            return Failure(
+                "runtime_error",
+                f"invalid runtime response (expected a JSON array): {raw[:200]!r}",
+                "InvalidResponse",
+            )
+        failure = router.error_in_response(items)
+        self._hooks.after_runtime(ctx, elapsed, failure.code if failure else None)
+        return failure if failure is not None else items
+
+    async def _handle_success(
+        self, ctx: MessageContext, outputs: list[Any], outcome: Outcome
+    ) -> None:
+        if self._terminal:
+            # 6. A terminal actor routes nothing, whatever the runtime returned.
+            outcome.status = TERMINAL_CONSUMED
+            return
+        if not outputs:
+            # 5. Empty response: the original message, unchanged, goes to happy-end.
+            await self._hooks.before_publish(ctx, True)
+            await self._send_raw(ctx, self._settings.happy_end_queue, ctx.body, router.HAPPY_END)
+            outcome.status = EMPTY
+            return
+        bad = next((o for o in outputs if _output_problem(o) is not None), None)
+        if bad is not None:
+            failure = Failure(
+                "processing_error",
+                f"runtime returned an unusable output: {_output_problem(bad)}",
+                "InvalidOutput",
+            )
+            await self._fail(ctx, failure, outcome, reason="invalid_output")
+            return
+        # 8. Route every output on its own (fan-out), completed reported first.
+        publishes = router.route_outputs(outputs, self._settings.happy_end_queue)
+        await self._hooks.before_publish(ctx, True)
+        unroutable = await self._publish_outputs(ctx, publishes)
+        for publish, error in unroutable:
+            failure = Failure("unroutable_error", str(error), "UnroutableError")
+            logger.error("output of job %s could not be routed: %s", ctx.job_id, error)
+            await self._send_failure(ctx, failure, output=publish.message)
+        if unroutable:
+            outcome.status, outcome.reason = ERROR, "unroutable"
+        else:
+            outcome.status = SUCCESS
+
+    async def _publish_outputs(
+        self, ctx: MessageContext, publishes: list[Publish]
+    ) -> list[tuple[Publish, UnroutableError]]:
+        """Publish every output (concurrently when fanning out); the unroutable ones."""
+        if len(publishes) == 1:  # the common case, without gather's extra task
+            try:
+                await self._send(ctx, publishes[0])
+            except UnroutableError as exc:
+                return [(publishes[0], exc)]
+            return []
+        results = await asyncio.gather(
+            *(self._send(ctx, publish) for publish in publishes), return_exceptions=True
+        )
+        unroutable: list[tuple[Publish, UnroutableError]] = []
+        for publish, result in zip(publishes, results, strict=True):
+            if isinstance(result, UnroutableError):
+                unroutable.append((publish, result))
+            elif isinstance(result, BaseException):
+                raise result
+        return unroutable
+
+    async def _handle_failure(
+        self, ctx: MessageContext, failure: Failure, outcome: Outcome
+    ) -> None:
+        # 7. Recoverable (or any, in a terminal actor) → retry; otherwise error-end.
+        assert ctx.message is not None
+        attempt = attempt_of(ctx.message)
+        if router.should_retry(
+            failure, attempt, self._settings.max_retries, terminal=self._terminal
+        ):
+            delay = router.retry_delay(attempt, self._settings.retry_backoff, failure.retry_after)
+            logger.info(
+                "%s on job %s: retry %d of %d in %.1f s",
+                failure.code,
+                ctx.job_id,
+                attempt + 1,
+                self._settings.max_retries,
+                delay,
+            )
+            await self._hooks.before_publish(ctx, False)
+            retried = router.retry_message(ctx.message)
+            await self._send(
+                ctx, Publish(self._settings.queue_name, retried, router.RETRY), delay=delay
+            )
+            outcome.status = ERROR
+            return
+        reason = "retries_exhausted" if attempt else failure.code
+        await self._fail(ctx, failure, outcome, reason=reason)
+
+    async def _fail(
+        self, ctx: MessageContext, failure: Failure, outcome: Outcome, *, reason: str
+    ) -> None:
+        logger.info(
+            "job %s failed at %s: %s: %s",
+            ctx.job_id,
+            self._settings.queue_name,
+            failure.code,
+            failure.message,
+        )
+        await self._hooks.before_publish(ctx, False)
+        await self._send_failure(ctx, failure)
+        outcome.status, outcome.reason = ERROR, reason
+
+    async def _fail_unparsable(
+        self, ctx: MessageContext, message: dict[str, Any] | None, problem: str, outcome: Outcome
+    ) -> None:
+        logger.warning("unusable message on %s: %s", self._settings.queue_name, problem)
+        failure = Failure("msg_parsing_error", problem, "MessageParsingError")
+        await self._send(
+            ctx,
+            Publish(
+                self._failure_queue,
+                router.error_end_message(
+                    failure,
+                    failed_step=self._settings.queue_name,
+                    original_body=ctx.body,
+                    message=message,
+                ),
+                self._failure_kind,
+            ),
+        )
+        outcome.status, outcome.reason = ERROR, "msg_parsing_error"
+
+    async def _send_failure(
+        self, ctx: MessageContext, failure: Failure, *, output: dict[str, Any] | None = None
+    ) -> None:
+        """Error-end (dead-letter in a terminal actor) in the SPEC's error-end shape."""
+        message = router.error_end_message(
+            failure,
+            failed_step=self._settings.queue_name,
+            original_body=ctx.body,
+            message=ctx.message,
+            output=output,
+        )
+        await self._send(ctx, Publish(self._failure_queue, message, self._failure_kind))
+
+    async def _send(self, ctx: MessageContext, publish: Publish, *, delay: float = 0.0) -> None:
+        await self._send_raw(ctx, publish.queue, orjson.dumps(publish.message), publish.kind, delay)
+
+    async def _send_raw(
+        self, ctx: MessageContext, queue: str, body: bytes, kind: str, delay: float = 0.0
+    ) -> None:
+        if len(queue.encode()) > router.MAX_QUEUE_NAME_BYTES:
+            raise UnroutableError(queue)  # no broker can have such a queue: do not even try
+        started = self._clock()
+        await self._transport.publish(queue, body, delay=delay)
+        self._hooks.on_sent(ctx, queue, kind, len(body), self._clock() - started)
+
+
+def _is_error_end_message(message: dict[str, Any]) -> bool:
+    return isinstance(message.get("error"), str) and "original_message" in message
+
+
+def _output_problem(output: Any) -> str | None:
+    if not isinstance(output, dict):
+        return f"expected an object, got {type(output).__name__}"
+    if "payload" not in output:
+        return "output has no 'payload'"
+    route = output.get("route")
+    if not isinstance(route, dict):
+        return "output has no 'route' object"
+    steps, current = route.get("steps"), route.get("current")
+    if not isinstance(steps, list) or not all(isinstance(s, str) and s for s in steps):
+        return "output route.steps must be a list of non-empty strings"
+    if not isinstance(current, int) or isinstance(current, bool) or not 0 <= current < len(steps):
+        return "output route.current is not a valid step index"
+    return None

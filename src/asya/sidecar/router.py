@@ -1,0 +1,194 @@
+"""Pure routing decisions: where each output goes, what an error becomes, when to retry.
+
+Nothing here does I/O, so every rule of SPEC §4 ("Per message", "The error-end message",
+retries) can be unit-tested with plain dicts. The processor turns these decisions into publishes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asya.message import Message, attempt_of, job_id_of
+
+MAX_RETRY_DELAY = 300.0
+MAX_QUEUE_NAME_BYTES = 255  # AMQP short strings: longer names cannot exist
+DEAD_LETTER_QUEUE = "asya-dead-letter"
+
+# Message types of the messages_sent_total metric.
+ROUTING = "routing"
+HAPPY_END = "happy_end"
+ERROR_END = "error_end"
+RETRY = "retry"
+DEAD_LETTER = "dead_letter"
+
+FATAL = "fatal"
+RECOVERABLE = "recoverable"
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One message to publish: destination queue, the message, its metric type."""
+
+    queue: str
+    message: Message
+    kind: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error about one message: the code (``error``) and ``error_details``."""
+
+    code: str
+    message: str
+    type: str
+    severity: str = FATAL
+    traceback: str = ""
+    retry_after: float | None = None
+
+    @property
+    def recoverable(self) -> bool:
+        return self.severity == RECOVERABLE
+
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "traceback": self.traceback,
+            "severity": self.severity,
+        }
+        if self.retry_after is not None:
+            details["retry_after"] = self.retry_after
+        return details
+
+
+def failure_from_response(item: Mapping[str, Any]) -> Failure:
+    """Read the runtime's error object ``{"error": code, "details": {...}}``."""
+    details = item.get("details")
+    if not isinstance(details, Mapping):
+        details = {}
+    retry_after = details.get("retry_after")
+    severity = details.get("severity")
+    return Failure(
+        code=str(item.get("error") or "processing_error"),
+        message=str(details.get("message") or item.get("message") or ""),
+        type=str(details.get("type") or ""),
+        severity=RECOVERABLE if severity == RECOVERABLE else FATAL,
+        traceback=str(details.get("traceback") or ""),
+        retry_after=float(retry_after)
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool)
+        else None,
+    )
+
+
+def error_in_response(items: Sequence[Any]) -> Failure | None:
+    """The runtime's error, when the response is an error response (one ``error`` object)."""
+    if len(items) == 1 and isinstance(items[0], Mapping) and "error" in items[0]:
+        return failure_from_response(items[0])
+    return None
+
+
+def route_outputs(outputs: Sequence[Message], happy_end: str) -> list[Publish]:
+    """Advance each output's route by one step and pick its queue (fan-out: each on its own).
+
+    The output's own route is used (a ``message``-mode handler may have replaced the steps
+    ahead). ``route.metadata.attempt`` counts retries of *this* step, so it is dropped.
+    """
+    publishes = []
+    for output in outputs:
+        message = dict(output)
+        route = dict(message["route"])
+        metadata = route.get("metadata")
+        if isinstance(metadata, dict) and "attempt" in metadata:
+            route["metadata"] = {k: v for k, v in metadata.items() if k != "attempt"}
+        current = int(route["current"]) + 1
+        route["current"] = current
+        message["route"] = route
+        steps = route["steps"]
+        if current < len(steps):
+            publishes.append(Publish(steps[current], message, ROUTING))
+        else:
+            publishes.append(Publish(happy_end, message, HAPPY_END))
+    return publishes
+
+
+def retry_delay(attempt: int, backoff: float, retry_after: float | None = None) -> float:
+    """Delay before retry number ``attempt + 1``: backoff doubling per attempt, capped at 5 min,
+    replaced by the runtime's ``retry_after`` when that is larger."""
+    delay = MAX_RETRY_DELAY if attempt >= 32 else min(backoff * (2**attempt), MAX_RETRY_DELAY)
+    if retry_after is not None and retry_after > delay:
+        return retry_after
+    return delay
+
+
+def should_retry(failure: Failure, attempt: int, max_retries: int, *, terminal: bool) -> bool:
+    """Recoverable errors (any error in a terminal actor) get ``max_retries`` more attempts."""
+    return (terminal or failure.recoverable) and attempt < max_retries
+
+
+def retry_message(message: Message) -> Message:
+    """The message republished for another try: ``route.metadata.attempt`` + 1."""
+    retried = dict(message)
+    original = retried.get("route")
+    route = dict(original) if isinstance(original, dict) else {}  # terminal: may be broken
+    metadata = route.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    metadata["attempt"] = attempt_of(message) + 1
+    route["metadata"] = metadata
+    retried["route"] = route
+    return retried
+
+
+def error_end_message(
+    failure: Failure,
+    *,
+    failed_step: str,
+    original_body: bytes,
+    message: Message | None,
+    output: Message | None = None,
+) -> Message:
+    """The error-end message of SPEC §4.
+
+    ``route``/``payload`` come from the failed message (or, for an output that could not be
+    delivered, from that ``output``); ``original_message`` is the input exactly as received.
+    """
+    source = output if output is not None else message
+    route: Any = None
+    payload: Any = None
+    if source is not None:
+        route = copy.deepcopy(source.get("route"))
+        payload = source.get("payload")
+    return {
+        "job_id": job_id_of(message) if message is not None else None,
+        "error": failure.code,
+        "error_details": failure.details(),
+        "original_message": original_body.decode("utf-8", errors="replace"),
+        "route": route,
+        "payload": payload,
+        "failed_step": failed_step,
+        "attempts": (attempt_of(message) if message is not None else 0) + 1,
+    }
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Go prints it (``5s``, ``300ms``, ``1m30s``, ``5m0s``), as in the original's
+    "Runtime timeout exceeded (5s)"."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        millis = seconds * 1000
+        return f"{_trim(millis)}ms" if millis >= 1 else f"{_trim(seconds * 1e6)}µs"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{_trim(secs)}s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    if minutes:
+        return f"{int(minutes)}m{text}"
+    return text
+
+
+def _trim(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")

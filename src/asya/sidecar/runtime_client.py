@@ -1,0 +1,184 @@
+"""Calling the runtime over its Unix socket: one connection, one request, one response.
+
+The three ways a call can fail mean different things to the sidecar, so each has its own
+exception: the runtime is not there at all (``RuntimeUnavailable``: requeue the message and wait),
+it did not answer in time (``RuntimeTimeout``: error-end), or it went away in the middle of the
+call (``RuntimeCrashed``: a recoverable error, retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+from asya.runtime import FRAME_HEADER, pack_frame
+
+logger = logging.getLogger(__name__)
+
+#: A response announcing more bytes than this is treated as a broken runtime.
+MAX_RESPONSE_SIZE = 1 << 30
+#: Calls in flight at once: one being served, one waiting in the runtime's backlog.
+PIPELINE_DEPTH = 2
+READ_SIZE = 65536
+
+
+class RuntimeCallError(Exception):
+    """Base of the runtime call failures."""
+
+
+class RuntimeUnavailable(RuntimeCallError):
+    """The connection could not be opened: no runtime is listening."""
+
+
+class RuntimeTimeout(RuntimeCallError):
+    """The runtime did not answer within the timeout."""
+
+
+class RuntimeCrashed(RuntimeCallError):
+    """The connection broke before a whole response frame arrived."""
+
+    def __init__(self, message: str, received: int = 0) -> None:
+        super().__init__(message)
+        self.received = received  # response bytes that did arrive
+
+
+def _incomplete(received: int) -> RuntimeCrashed:
+    return RuntimeCrashed(
+        f"the runtime closed the connection after {received} bytes without a complete response",
+        received,
+    )
+
+
+class RuntimeClient:
+    """Speaks the framing of SPEC §3 to the runtime listening on ``socket_path``.
+
+    The runtime serves one request after another. Calls made inside ``slot()`` are pipelined
+    ``PIPELINE_DEPTH`` deep: the next request is already connected and sent (it waits in the
+    runtime's backlog) while the current one runs, so the runtime never idles between
+    messages. A call's timeout starts only when the call ahead of it has ended, so it measures
+    the message's own time in the runtime, never the wait behind another one; after a call
+    ahead timed out or crashed, the next one is also given the runtime's recovery time.
+    """
+
+    def __init__(self, socket_path: str, timeout: float, recovery: float = 2.0) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self.recovery = recovery
+        self._slots = asyncio.Semaphore(PIPELINE_DEPTH)
+        self._last: asyncio.Future[bool] | None = None  # the latest call; result: it failed
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for room in the pipeline (the caller may still decide not to call)."""
+        async with self._slots:
+            yield
+
+    async def call(self, body: bytes) -> bytes:
+        """Send ``body`` as one frame and return the response frame's bytes.
+
+        The socket is driven with the event loop's ``sock_*`` calls rather than streams: one
+        connection per message makes the stream objects' set-up a visible share of the cost.
+        """
+        loop = asyncio.get_running_loop()
+        ahead, self._last = self._last, loop.create_future()
+        mine = self._last
+        failed = True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await loop.sock_connect(sock, self.socket_path)
+            except OSError as exc:
+                raise RuntimeUnavailable(
+                    f"cannot connect to the runtime at {self.socket_path}: {exc}"
+                ) from exc
+            try:
+                try:
+                    await loop.sock_sendall(sock, pack_frame(body))
+                except OSError as exc:
+                    raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
+                budget = self.timeout
+                if ahead is not None:
+                    if not ahead.done():
+                        await asyncio.shield(ahead)  # the runtime is still busy with that one
+                    if ahead.result():
+                        budget += self.recovery
+                async with asyncio.timeout(budget):
+                    response = await self._receive(loop, sock)
+            except RuntimeCrashed as exc:
+                if exc.received == 0 and not await self.probe():
+                    # Closed unanswered and nobody listens any more: the runtime stopped (its
+                    # backlog is dropped on shutdown), it did not fail on this message.
+                    raise RuntimeUnavailable(f"the runtime went away: {exc}") from exc
+                raise
+            failed = False
+            return response
+        except TimeoutError as exc:
+            raise RuntimeTimeout(f"no response within {self.timeout} s") from exc
+        finally:
+            sock.close()
+            if not mine.done():
+                mine.set_result(failed)
+
+    @staticmethod
+    async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+        header_size = FRAME_HEADER.size
+        try:
+            # Usually the whole (small) response arrives in the first read.
+            data = b""
+            while len(data) < header_size:
+                chunk = await loop.sock_recv(sock, READ_SIZE)
+                if not chunk:
+                    raise _incomplete(len(data))
+                data += chunk
+            (length,) = FRAME_HEADER.unpack_from(data)
+            if length > MAX_RESPONSE_SIZE:
+                raise RuntimeCrashed(f"runtime announced a {length}-byte response", len(data))
+            end = header_size + length
+            if len(data) >= end:
+                return data[header_size:end]
+            buffer = bytearray(length)
+            view = memoryview(buffer)
+            filled = len(data) - header_size
+            view[:filled] = data[header_size:]
+            while filled < length:
+                received = await loop.sock_recv_into(sock, view[filled:])
+                if not received:
+                    raise _incomplete(header_size + filled)
+                filled += received
+            return bytes(buffer)
+        except OSError as exc:
+            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
+
+    async def probe(self) -> bool:
+        """True when the socket accepts a connection (closed at once: a readiness probe)."""
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(self.socket_path), timeout=2.0
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        return True
+
+    async def wait_ready(self, interval: float = 0.1, log_every: float = 10.0) -> None:
+        """Return once the runtime accepts connections; logs while it keeps waiting."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        next_log = started + 1.0
+        while not await self.probe():
+            now = loop.time()
+            if now >= next_log:
+                logger.info(
+                    "waiting for the runtime socket %s (%.0f s so far)",
+                    self.socket_path,
+                    now - started,
+                )
+                next_log = now + log_every
+            await asyncio.sleep(interval)
