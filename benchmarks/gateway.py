@@ -10,6 +10,10 @@ RabbitMQ (an exchange and queue of this run's own, deleted afterwards):
    update arriving at each client subscribed to that job (p50/p99);
 3. the gateway's resident memory (psutil, process and children) idle and with the streams open.
 
+The creation table also shows the CPU the server (with its workers) and this load generator used
+(% of one core), so a saturated client or server is visible. ``--workers N`` runs the gateway
+with ``ASYA_GATEWAY_WORKERS=N``.
+
 Targets (issue): ≥ 1,000 jobs/s; p99 < 100 ms at 1,000 streams.
 """
 
@@ -54,6 +58,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--stream-jobs", type=int, default=100, help="jobs the streams watch, evenly (100)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="progress POSTs per job (5)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway processes (ASYA_GATEWAY_WORKERS, 1)"
+    )
     parser.add_argument("--quick", action="store_true", help="small run: 300 jobs, 200 streams")
     parser.add_argument("--serve-ceiling", nargs=2, metavar=("PORT", "DSN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -181,6 +188,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by ``pid`` and its children (the gateway's workers)."""
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    total = times.user + times.system
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return float(total)
+
+
 def _rss_mb(pid: int) -> float:
     process = psutil.Process(pid)
     total = process.memory_info().rss
@@ -234,9 +253,13 @@ async def _post_json(session: aiohttp.ClientSession, url: str, body: object) -> 
 
 
 async def measure_creation(
-    name: str, url: str, body: dict[str, Any], jobs: int, concurrency: int
+    name: str, url: str, body: dict[str, Any], jobs: int, concurrency: int, server_pid: int
 ) -> Result:
-    """``WARM_UP`` calls (pools, caches), then ``jobs`` measured ones; failures are counted."""
+    """``WARM_UP`` calls (pools, caches), then ``jobs`` measured ones; failures are counted.
+
+    Also reports the CPU the server and this load generator used (in % of one core): a client
+    near 100 % would be measuring itself, not the server.
+    """
     errors = 0
     async with _session(concurrency) as session:
 
@@ -249,8 +272,16 @@ async def measure_creation(
 
         await _hammer(WARM_UP, concurrency, call)
         errors = 0
+        server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
         seconds, latencies = await _hammer(jobs, concurrency, call)
-    return Result(name, jobs - errors, seconds, latencies, extra={"errors": str(errors)})
+        server_cpu = _cpu_seconds(server_pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+    extra = {
+        "errors": str(errors),
+        "server CPU": f"{100 * server_cpu / seconds:.0f}%",
+        "client CPU": f"{100 * client_cpu / seconds:.0f}%",
+    }
+    return Result(name, jobs - errors, seconds, latencies, extra=extra)
 
 
 async def measure_sse(
@@ -324,19 +355,20 @@ async def measure_all(
     body = {"name": "bench_noop", "arguments": {}}
     ceiling_result = await measure_creation(
         "ceiling: Starlette+INSERT",
-        f"{ceiling_url}/create", body, args.jobs, args.concurrency,
+        f"{ceiling_url}/create", body, args.jobs, args.concurrency, ceiling.pid,
     )  # fmt: skip
     depth_before = await _broker("depth", exchange, queue)
     gateway_result = await measure_creation(
         "gateway /tools/call",
-        f"{gateway_url}/tools/call", body, args.jobs, args.concurrency,
+        f"{gateway_url}/tools/call", body, args.jobs, args.concurrency, gateway.pid,
     )  # fmt: skip
     published = await _broker("depth", exchange, queue) - depth_before - WARM_UP
     assert gateway_result.extra is not None and ceiling_result.extra is not None
     gateway_result.extra |= {"published": str(published), "target": ">= 1000/s"}
     ceiling_result.extra |= {"published": "-", "target": ""}
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
     print_table(
-        f"gateway: job creation ({args.concurrency} in flight, PostgreSQL)",
+        f"gateway: job creation ({args.concurrency} in flight, PostgreSQL{workers})",
         [ceiling_result, gateway_result],
         unit="jobs/s",
     )
@@ -385,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
                 "ASYA_CONFIG_PATH": str(tools),
                 "ASYA_RABBITMQ_URL": RABBITMQ_URL,
                 "ASYA_RABBITMQ_EXCHANGE": exchange,
+                "ASYA_GATEWAY_WORKERS": str(args.workers),
             }
         ),
         stdout=log,

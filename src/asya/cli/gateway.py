@@ -68,6 +68,9 @@ def gateway(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     configure_logging("gateway")
     settings = _settings_or_exit(host=host, port=port)
+    if settings.workers > 1:
+        _serve_workers(settings)
+        return
     server: GracefulServer | None = None
     failures: list[str] = []
 
@@ -96,6 +99,28 @@ def gateway(ctx: click.Context, host: str | None, port: int | None) -> None:
         click.echo("asya gateway: start-up failed (see the log above)", err=True)
         sys.exit(1)
     if failures:
+        sys.exit(1)
+
+
+def _serve_workers(settings: GatewaySettings) -> None:
+    """ASYA_GATEWAY_WORKERS > 1: check what a worker would refuse here (exit 2), then serve."""
+    from asya.gateway.tools import ToolsConfigError, load_tools
+    from asya.gateway.workers import check_workers, serve_workers
+
+    try:
+        check_workers(settings)
+        load_tools(settings.config_path)
+    except (ConfigError, ToolsConfigError) as exc:
+        click.echo(f"asya gateway: configuration error: {exc}", err=True)
+        sys.exit(2)
+    try:
+        started = serve_workers(settings)
+    except OSError as exc:  # the port is taken or the address is not ours
+        where = f"{settings.host}:{settings.port}"
+        click.echo(f"asya gateway: cannot listen on {where}: {exc}", err=True)
+        sys.exit(1)
+    if not started:
+        click.echo("asya gateway: start-up failed (see the log above)", err=True)
         sys.exit(1)
 
 

@@ -46,6 +46,12 @@ def _default_transport(settings: GatewaySettings) -> Transport:
         raise ConfigError(settings.transport_variable, str(exc)) from exc
 
 
+def _default_transports(settings: GatewaySettings) -> list[Transport]:
+    """The publishing lanes: several connections to RabbitMQ (see :mod:`.publisher`)."""
+    lanes = settings.publish_connections if settings.transport_url.startswith("amqp") else 1
+    return [_default_transport(settings) for _ in range(lanes)]
+
+
 def _guard(
     coro: Coroutine[Any, Any, None], name: str, on_fatal: Callable[[str], None]
 ) -> asyncio.Task[None]:
@@ -76,8 +82,16 @@ def create_app(
         logger.warning("ASYA_CONFIG_PATH is not set: the gateway offers no tools")
     hub = Hub()
     metrics = GatewayMetrics()
-    store = JobStore(settings.database_url, on_update=hub.publish)
-    publisher = Publisher(transport or _default_transport(settings), settings.pool_size)
+    store = JobStore(
+        settings.database_url,
+        on_update=hub.publish,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    publisher = Publisher(
+        [transport] if transport is not None else _default_transports(settings),
+        settings.pool_size,
+    )
     service = JobService(store, hub, publisher, metrics)
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(app=build_server(service, registry), stateless=True)

@@ -2,8 +2,16 @@
 
 ``postgres://``/``postgresql://`` URLs use asyncpg, ``sqlite:///path`` aiosqlite. Driver errors
 meaning "the database is not there" become :class:`StoreUnavailable` (answered 503) so the rest
-of the gateway never sees a driver exception; the pool pre-pings, so the gateway recovers by
-itself when the database returns.
+of the gateway never sees a driver exception.
+
+The PostgreSQL pool has a fixed size (``ASYA_DATABASE_POOL_SIZE``, no overflow by default):
+a request beyond it waits a moment for a connection, which costs far less than the connect
+(and SSL negotiation) and close of an overflow connection per burst. It runs in autocommit:
+every statement the store sends is atomic on its own, so BEGIN/COMMIT/ROLLBACK round trips
+would be pure cost. It does not pre-ping (one more round trip per checkout); instead the store
+retries a statement that failed on a connection the database had dropped
+(:func:`is_stale_connection`) on another one, so the gateway recovers by itself when the
+database returns.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 import sqlalchemy as sa
@@ -38,6 +47,20 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"unsupported database URL {url!r}")
 
 
+def ssl_mode(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``sslmode``/``ssl`` query option, and that option's value.
+
+    libpq spells it ``sslmode`` (which asyncpg's DSN parser reads but SQLAlchemy would pass on
+    as an unknown keyword), SQLAlchemy's asyncpg dialect ``ssl``: either is accepted and handed
+    to each consumer in the form it understands.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    modes = [value for key, value in query if key in ("sslmode", "ssl")]
+    rest = [(key, value) for key, value in query if key not in ("sslmode", "ssl")]
+    return parts._replace(query=urlencode(rest)).geturl(), (modes[-1] if modes else None)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -47,19 +70,29 @@ def _loads(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """A pooled engine that pre-pings (so it recovers after an outage) and uses orjson."""
+DEFAULT_POOL_SIZE = 20
+DEFAULT_MAX_OVERFLOW = 0
+
+
+def create_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = DEFAULT_MAX_OVERFLOW
+) -> AsyncEngine:
+    """A pooled engine using orjson; on PostgreSQL autocommitting, without pre-ping."""
     target = sqlalchemy_url(url)
     codec = {"json_serializer": _dumps, "json_deserializer": _loads}
     if target.startswith("postgresql"):
+        target, mode = ssl_mode(target)
+        connect_args: dict[str, Any] = {"timeout": 5, "command_timeout": 30}
+        if mode is not None:
+            connect_args["ssl"] = mode
         return create_async_engine(
             target,
             **codec,
-            pool_pre_ping=True,
-            pool_size=10,
-            max_overflow=20,
+            isolation_level="AUTOCOMMIT",
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             pool_timeout=10,
-            connect_args={"timeout": 5, "command_timeout": 30},
+            connect_args=connect_args,
         )
     engine = create_async_engine(target, **codec, pool_pre_ping=True, connect_args={"timeout": 30})
     sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -85,10 +118,26 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
 
 
+def is_stale_connection(exc: BaseException | None) -> bool:
+    """True when ``exc`` came from a pooled connection the database had already dropped.
+
+    SQLAlchemy flags such errors (``connection_invalidated``) and invalidates the pool, so one
+    more try runs on a fresh connection; a database that is really down fails that try too.
+    """
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
 def _schema_missing(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     return isinstance(exc, sa_exc.DBAPIError) and (
         "no such table" in text or ("relation" in text and "does not exist" in text)
+    )
+
+
+def schema_missing_error() -> StoreUnavailable:
+    return StoreUnavailable(
+        "database schema is missing: run `asya gateway migrate` "
+        "(or start with ASYA_DB_AUTO_MIGRATE=true)"
     )
 
 
@@ -99,10 +148,7 @@ def translate_errors() -> Iterator[None]:
         yield
     except Exception as exc:
         if _schema_missing(exc):
-            raise StoreUnavailable(
-                "database schema is missing: run `asya gateway migrate` "
-                "(or start with ASYA_DB_AUTO_MIGRATE=true)"
-            ) from exc
+            raise schema_missing_error() from exc
         if _unavailable(exc):
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         raise

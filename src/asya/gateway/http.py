@@ -43,6 +43,14 @@ class Auth:
         self.api_keys = api_keys
         self.actor_tokens = (actor_token,) if actor_token else ()
 
+    def required(self, kind: str) -> bool:
+        """Whether ``kind`` (client, actor, either) needs a key at all (no header parsing)."""
+        if kind == "client":
+            return bool(self.api_keys)
+        if kind == "actor":
+            return bool(self.actor_tokens)
+        return bool(self.api_keys or self.actor_tokens)
+
     def client_ok(self, headers: Any) -> bool:
         return not self.api_keys or _matches(_bearer(headers), self.api_keys)
 

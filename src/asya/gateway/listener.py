@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from asya.gateway.database import ssl_mode
 from asya.gateway.hub import Hub
 from asya.gateway.models import JobUpdate
 from asya.gateway.store import NOTIFY_CHANNEL, JobStore
@@ -26,10 +27,14 @@ _RESYNC = "\x00resync"  # queued so a re-read never overtakes the notifications 
 
 
 def asyncpg_dsn(url: str) -> str:
+    """A DSN for ``asyncpg.connect``: its scheme, and ``ssl=`` spelled ``sslmode=``."""
     for prefix in ("postgresql+asyncpg://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
+            url = "postgresql://" + url[len(prefix) :]
+    url, mode = ssl_mode(url)
+    if mode is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}sslmode={mode}"
 
 
 class Listener:

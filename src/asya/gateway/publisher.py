@@ -3,12 +3,19 @@
 The transport is opened at start but a broker that is down then does not stop the gateway:
 ``/ready`` reports it and each publish tries to connect again. ``ASYA_RABBITMQ_POOL_SIZE``
 bounds the publishes in flight at once.
+
+A confirmed publish holds its channel's lock until its frames reach the socket, so one channel
+lets one publish through per event-loop round trip however many requests wait: under load that,
+not the broker, caps job creation. The publisher therefore spreads publishes over several
+transports ("lanes", each its own connection and confirming channel), always using the lane
+with the fewest publishes in flight; confirms are awaited concurrently on every lane.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -33,13 +40,22 @@ def job_message(
 
 
 class Publisher:
-    def __init__(self, transport: Transport, pool_size: int = 20) -> None:
-        self.transport = transport
+    def __init__(self, transports: Transport | Sequence[Transport], pool_size: int = 20) -> None:
+        lanes = [transports] if isinstance(transports, Transport) else list(transports)
+        if not lanes:
+            raise ValueError("the publisher needs at least one transport")
+        self.lanes = lanes
+        self._in_flight = [0] * len(lanes)
         self._slots = asyncio.Semaphore(pool_size)
+
+    @property
+    def transport(self) -> Transport:
+        """The first lane (its name and health stand for all of them)."""
+        return self.lanes[0]
 
     async def start(self) -> None:
         try:
-            await self.transport.connect()
+            await asyncio.gather(*(lane.connect() for lane in self.lanes))
         except Exception as exc:
             logger.warning("broker not reachable at start (%s); will retry on publish", exc)
 
@@ -47,20 +63,26 @@ class Publisher:
         """Publish durably; raises ``TransportError`` (incl. unroutable) on failure."""
         body = orjson.dumps(message)
         async with self._slots:
+            index = self._in_flight.index(min(self._in_flight))
+            lane = self.lanes[index]
+            self._in_flight[index] += 1
             try:
-                await self.transport.connect()
-                await self.transport.publish(queue, body)
+                await lane.connect()
+                await lane.publish(queue, body)
             except TransportError:
                 raise
             except Exception as exc:
                 raise TransportError(f"publish to {queue!r} failed: {exc}") from exc
+            finally:
+                self._in_flight[index] -= 1
 
     async def ping(self) -> None:
         """Raise when the broker does not answer (used by ``/ready``)."""
-        await self.transport.connect()
-        check = getattr(self.transport, "ping", None)
-        if check is not None:
-            await check()
+        for lane in self.lanes:
+            await lane.connect()
+            check = getattr(lane, "ping", None)
+            if check is not None:
+                await check()
 
     async def close(self) -> None:
-        await self.transport.close()
+        await asyncio.gather(*(lane.close() for lane in self.lanes), return_exceptions=True)

@@ -28,6 +28,10 @@ class GatewaySettings:
     transport_url: str = DEFAULT_RABBITMQ_URL
     exchange: str = "asya"
     pool_size: int = 20
+    database_pool_size: int = 20
+    database_max_overflow: int = 0
+    publish_connections: int = 4
+    workers: int = 1
     api_keys: tuple[str, ...] = ()
     actor_token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
@@ -66,6 +70,10 @@ class GatewaySettings:
             transport_url=transport_url,
             exchange=env.get_str("ASYA_RABBITMQ_EXCHANGE", "asya"),
             pool_size=env.get_int("ASYA_RABBITMQ_POOL_SIZE", 20, minimum=1),
+            database_pool_size=env.get_int("ASYA_DATABASE_POOL_SIZE", 20, minimum=1),
+            database_max_overflow=env.get_int("ASYA_DATABASE_MAX_OVERFLOW", 0, minimum=0),
+            publish_connections=env.get_int("ASYA_GATEWAY_PUBLISH_CONNECTIONS", 4, minimum=1),
+            workers=env.get_int("ASYA_GATEWAY_WORKERS", 1, minimum=1),
             api_keys=tuple(key.strip() for key in keys.split(",") if key.strip()),
             actor_token=env.get_optional_str("ASYA_GATEWAY_ACTOR_TOKEN"),
             max_body=env.get_int("ASYA_GATEWAY_MAX_BODY", DEFAULT_MAX_BODY, minimum=1),

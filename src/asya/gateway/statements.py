@@ -88,6 +88,24 @@ FAIL = _change(
 )
 
 INSERT_JOB = jobs.insert()
+#: The columns a new job sets (the rest take their server defaults).
+INSERT_JOB_COLUMNS = (
+    "id",
+    "tool",
+    "status",
+    "route_steps",
+    "route_current",
+    "route_metadata",
+    "payload",
+    "timeout_seconds",
+    "deadline",
+    "progress_percent",
+    "steps_completed",
+    "total_steps",
+    "last_sequence",
+    "created_at",
+    "updated_at",
+)
 INSERT_UPDATE = job_updates.insert()
 
 

@@ -8,6 +8,9 @@ update is lost or reordered. On PostgreSQL both and a ``NOTIFY`` (delivered on c
 commit order, so every replica's SSE streams see it) are one statement
 (:mod:`asya.gateway.statements`); on SQLite they are one transaction, and writes of this
 process are serialised by a lock and handed to ``on_update`` directly.
+
+On PostgreSQL the writes of job creation and of every change (the hot path) run precompiled on
+the pooled asyncpg connection (:mod:`asya.gateway.driver`); reads go through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -18,15 +21,23 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asya.gateway import migrations
 from asya.gateway import statements as sql
-from asya.gateway.database import StoreUnavailable, create_engine, translate_errors
+from asya.gateway.database import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    StoreUnavailable,
+    create_engine,
+    is_stale_connection,
+    translate_errors,
+)
+from asya.gateway.driver import DriverStatement, StaleConnection
 from asya.gateway.models import (
     MSG_SENT,
     MSG_SUCCEEDED,
@@ -47,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 
 UpdateCallback = Callable[[JobUpdate], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,11 +72,30 @@ class Outcome:
 class JobStore:
     """Jobs on one database (migrated at start or by ``asya gateway migrate``)."""
 
-    def __init__(self, url: str, *, on_update: UpdateCallback | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_update: UpdateCallback | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    ) -> None:
         self.url = url
         self._on_update = on_update
-        self.engine: AsyncEngine = create_engine(url)
+        self.engine: AsyncEngine = create_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow
+        )
         self.dialect = self.engine.dialect.name
+        # a stale connection is retried on the next one; after an outage all may be stale
+        self._attempts = pool_size + max_overflow + 1
+        self._driver: dict[Any, DriverStatement] = {}
+        if self.notifies:
+            dialect = self.engine.dialect
+            self._driver[sql.INSERT_JOB] = DriverStatement.compile(
+                sql.INSERT_JOB, dialect, sql.INSERT_JOB_COLUMNS
+            )
+            for change, notifying in sql.NOTIFYING.items():
+                self._driver[change] = DriverStatement.compile(notifying, dialect)
         # SQLite allows one writer anyway; the lock also keeps in-process fan-out in order.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
@@ -81,26 +112,50 @@ class JobStore:
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+        async def select_one(conn: AsyncConnection) -> None:
+            await conn.execute(sa.text("SELECT 1"))
+
+        await self._run(select_one)
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` on a pooled connection; again on another while the one it got was stale.
+
+        This replaces a pre-ping round trip on every checkout: a connection the database
+        dropped (restart, failover, idle timeout) fails its next statement — normally before
+        sending anything, as the driver already saw it close — and is invalidated, so the next
+        try runs on another or a fresh connection. A database that is really down fails to
+        connect, which is not retried; nor is a statement whose connection broke while it
+        ran on the hot path (it may have been applied: the caller gets 503).
+        """
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with translate_errors():
+                    async with self.engine.connect() as conn:
+                        return await work(conn)
+            except StoreUnavailable as exc:
+                stale = isinstance(exc, StaleConnection) or is_stale_connection(exc.__cause__)
+                if attempt == self._attempts or not stale:
+                    raise
+                logger.info("database connection was stale (%s); retrying", exc.__cause__)
+        raise AssertionError("unreachable")
+
+    async def _rows(self, query: sa.Executable) -> list[Row[Any]]:
+        async def fetch(conn: AsyncConnection) -> list[Row[Any]]:
+            return list((await conn.execute(query)).all())
+
+        return await self._run(fetch)
 
     # -- reading -------------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job | None:
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).first()
-        return None if row is None else _job(row)
+        rows = await self._rows(jobs.select().where(jobs.c.id == job_id))
+        return _job(rows[0]) if rows else None
 
     async def list_jobs(self, *, status: str | None = None, limit: int = 50) -> list[Job]:
         query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(jobs.c.status == status)
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        return [_job(row) for row in rows]
+        return [_job(row) for row in await self._rows(query)]
 
     async def list_updates(self, job_id: str, *, after: int = 0) -> list[JobUpdate]:
         query = (
@@ -108,17 +163,11 @@ class JobStore:
             .where(job_updates.c.job_id == job_id, job_updates.c.sequence > after)
             .order_by(job_updates.c.sequence)
         )
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        return [_update(row) for row in rows]
+        return [_update(row) for row in await self._rows(query)]
 
     async def expired_jobs(self, now: datetime) -> list[Job]:
         query = jobs.select().where(jobs.c.deadline.is_not(None), jobs.c.deadline <= now, OPEN_JOB)
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        return [_job(row) for row in rows]
+        return [_job(row) for row in await self._rows(query)]
 
     # -- writing -------------------------------------------------------------------------
 
@@ -172,11 +221,15 @@ class JobStore:
             "created_at": now,
             "updated_at": now,
         }
-        with translate_errors():
-            async with self.engine.connect() as conn:
-                # one statement, so autocommit: no BEGIN/COMMIT round trips
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(sql.INSERT_JOB, values)
+
+        async def insert(conn: AsyncConnection) -> None:
+            if self.notifies:  # PostgreSQL autocommits: one statement, one round trip
+                await self._driver[sql.INSERT_JOB].fetchrow(conn, values)
+            else:
+                async with conn.begin():
+                    await conn.execute(sql.INSERT_JOB, values)
+
+        await self._run(insert)
         return job
 
     async def mark_running(self, job_id: str) -> Outcome:
@@ -247,17 +300,16 @@ class JobStore:
             "step_status": step_status,
         }
         async with self._writing():
-            with translate_errors():
-                if self.notifies:
-                    row = await self._change_notifying(statement, params, report, now)
-                else:
-                    row = await self._change_in_transaction(statement, params, report, now)
-                if row is None:
-                    return Outcome(await self._state(job_id), None)
+            if self.notifies:
+                row = await self._change_notifying(statement, params, report, now)
+            else:
+                row = await self._change_in_transaction(statement, params, report, now)
+            if row is None:
+                return Outcome(await self._state(job_id), None)
             state = _state(row)
             update = JobUpdate(
                 job_id=job_id,
-                sequence=row.last_sequence,
+                sequence=row["last_sequence"],
                 status=state.status,
                 progress_percent=state.progress_percent,
                 timestamp=now,
@@ -269,42 +321,43 @@ class JobStore:
 
     async def _change_notifying(
         self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
-    ) -> Row[Any] | None:
-        """PostgreSQL: UPDATE + INSERT + NOTIFY as one autocommitted statement."""
+    ) -> Any:
+        """PostgreSQL: UPDATE + INSERT + NOTIFY as one autocommitted statement (a Record)."""
         values = {f"u_{name}": value for name, value in report.items()}
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = await conn.execute(
-                sql.NOTIFYING[statement], {**params, **values, "u_timestamp": rfc3339(now)}
-            )
-            row: Row[Any] | None = result.first()
-            return row
+        arguments = {**params, **values, "u_timestamp": rfc3339(now)}
+
+        async def change(conn: AsyncConnection) -> Any:
+            return await self._driver[statement].fetchrow(conn, arguments)
+
+        return await self._run(change)
 
     async def _change_in_transaction(
         self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
-    ) -> Row[Any] | None:
+    ) -> Mapping[Any, Any] | None:
         """SQLite: the UPDATE, then the update row's INSERT, in one transaction."""
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(statement, params)).first()
-            if row is not None:
-                await conn.execute(
-                    sql.INSERT_UPDATE,
-                    {
-                        "job_id": row.id,
-                        "sequence": row.last_sequence,
-                        "status": row.status,
-                        "progress_percent": row.progress_percent,
-                        "timestamp": now,
-                        **report,
-                    },
-                )
-            return row
+
+        async def change(conn: AsyncConnection) -> Mapping[Any, Any] | None:
+            async with conn.begin():
+                row = (await conn.execute(statement, params)).first()
+                if row is not None:
+                    await conn.execute(
+                        sql.INSERT_UPDATE,
+                        {
+                            "job_id": row.id,
+                            "sequence": row.last_sequence,
+                            "status": row.status,
+                            "progress_percent": row.progress_percent,
+                            "timestamp": now,
+                            **report,
+                        },
+                    )
+                return None if row is None else row._mapping
+
+        return await self._run(change)
 
     async def _state(self, job_id: str) -> JobState | None:
-        async with self.engine.connect() as conn:
-            query = sa.select(*sql.CHANGE_RETURNING).where(jobs.c.id == job_id)
-            row = (await conn.execute(query)).first()
-        return None if row is None else _state(row)
+        rows = await self._rows(sa.select(*sql.CHANGE_RETURNING).where(jobs.c.id == job_id))
+        return _state(rows[0]._mapping) if rows else None
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:
@@ -315,9 +368,13 @@ class JobStore:
                 yield
 
 
-def _state(row: Row[Any]) -> JobState:
+def _state(row: Mapping[Any, Any]) -> JobState:
+    """From a changed row: an asyncpg Record or a SQLAlchemy row mapping."""
     return JobState(
-        id=row.id, tool=row.tool, status=row.status, progress_percent=float(row.progress_percent)
+        id=row["id"],
+        tool=row["tool"],
+        status=row["status"],
+        progress_percent=float(row["progress_percent"]),
     )
 
 

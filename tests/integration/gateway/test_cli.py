@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
+import psutil
 import pytest
 
 from asya.transports import open_transport
@@ -77,6 +78,8 @@ def test_migrate_against_an_unreachable_database_exits_1() -> None:
         ("ASYA_GATEWAY_PORT", "eighty"),
         ("ASYA_DB_AUTO_MIGRATE", "perhaps"),
         ("ASYA_GATEWAY_MAX_BODY", "-1"),
+        ("ASYA_GATEWAY_WORKERS", "0"),
+        ("ASYA_GATEWAY_WORKERS", "2"),  # with the default SQLite database
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_variable(variable: str, value: str) -> None:
@@ -194,3 +197,87 @@ async def test_auto_migrate_off_leaves_the_database_alone(fresh_postgres_url: st
     finally:
         await conn.close()
     assert tables == []
+
+
+async def test_two_workers_share_the_port_and_each_others_sse_updates(
+    tmp_path: Path,
+    fresh_postgres_url: str,
+    rabbitmq_url: str,
+    unique_name: str,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    queue = f"{unique_name}-first"
+    tools = tmp_path / "tools.yaml"
+    tools.write_text(f"tools:\n  - name: noop\n    route: [{queue}]\n    timeout: 60\n")
+    broker = open_transport(rabbitmq_url, exchange=unique_name)
+    await broker.connect()
+    try:
+        await broker.declare_queue(queue)
+        port = free_port()
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starts a server; Popen does not wait
+            asya_command("gateway"),
+            env=child_env(
+                {
+                    "ASYA_GATEWAY_WORKERS": "2",
+                    "ASYA_GATEWAY_HOST": "127.0.0.1",
+                    "ASYA_GATEWAY_PORT": str(port),
+                    "ASYA_CONFIG_PATH": str(tools),
+                    "ASYA_DATABASE_URL": fresh_postgres_url,
+                    "ASYA_RABBITMQ_URL": rabbitmq_url,
+                    "ASYA_RABBITMQ_EXCHANGE": unique_name,
+                    "ASYA_GATEWAY_PUBLISH_CONNECTIONS": "1",
+                }
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+
+        def both_ready() -> bool:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            workers = [
+                child
+                for child in psutil.Process(proc.pid).children()
+                if "spawn_main" in " ".join(child.cmdline())
+            ]
+            try:  # a new connection per probe, so the kernel may hand it to either worker
+                ready = all(httpx.get(f"{url}/ready", timeout=2).status_code == 200 for _ in "ab")
+            except httpx.HTTPError:
+                return False
+            return len(workers) == 2 and ready
+
+        await asyncio.to_thread(wait_until, both_ready, 60, 0.2, "two ready gateway workers")
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            created = [
+                (await client.post("/tools/call", json={"name": "noop"})).json() for _ in range(6)
+            ]
+        job_id = created[0]["structuredContent"]["job_id"]
+        # the stream and the reports travel on separate connections (possibly other workers)
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=30) as reader,
+            reader.stream("GET", f"/jobs/{job_id}/stream") as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: status"
+            assert await anext(lines) == "data: Running"
+            for status in ("received", "completed"):
+                async with httpx.AsyncClient(base_url=url, timeout=10) as actor:
+                    report = {"step_index": 0, "total_steps": 1, "status": status}
+                    answer = await actor.post(f"/jobs/{job_id}/progress", json=report)
+                    assert answer.status_code == 200, answer.text
+            async with httpx.AsyncClient(base_url=url, timeout=10) as crew:
+                final = {"status": "succeeded", "result": {"ok": True}}
+                assert (await crew.post(f"/jobs/{job_id}/final", json=final)).status_code == 200
+            data = [orjson.loads(line[5:]) async for line in lines if line.startswith("data:")]
+        assert [update["progress_percent"] for update in data] == [0, 10, 100, 100]
+        assert data[-1]["status"] == "Succeeded"
+        assert await broker.depth(queue) == 6
+        proc.terminate()
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        await broker.delete_queue(queue)
+        delete_exchange = getattr(broker, "delete_exchange", None)
+        if delete_exchange is not None:
+            await delete_exchange()
+        await broker.close()

@@ -123,3 +123,41 @@ async def test_a_database_outage_answers_503_and_the_gateway_recovers(
         assert (await gateway.client.post(f"/jobs/{job_id}/final", json=final)).status_code == 200
         events = await asyncio.wait_for(reader, 15)
         assert events[-1].json()["result"] == 7
+
+
+async def test_connections_the_database_dropped_are_replaced_without_failing_a_call(
+    fresh_postgres_url: str,
+) -> None:
+    base, _, name = fresh_postgres_url.rpartition("/")
+    async with serve_gateway(fresh_postgres_url) as gateway:
+        # several calls at once, so the pool holds several connections
+        await asyncio.gather(*(gateway.call("test_pipeline", value=n) for n in range(8)))
+        admin = await asyncpg.connect(f"{base}/postgres")
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await admin.close()
+        assert cut >= 2
+        await asyncio.sleep(0.5)  # the backends are gone and their sockets closed
+        # every pooled connection is now dead; calls and reads still succeed (no pre-ping)
+        job_ids = await asyncio.gather(*(gateway.call("test_pipeline", value=n) for n in range(8)))
+        jobs = [await gateway.job(job_id) for job_id in job_ids]
+        assert {job["status"] for job in jobs} == {"Running"}
+
+
+async def test_a_url_that_turns_ssl_off_works_for_the_pool_and_the_listener(
+    postgres_url: str,
+) -> None:
+    async with serve_gateway(f"{postgres_url}?sslmode=disable") as gateway:
+        job_id = await gateway.call("test_pipeline", value=3)
+        opened = asyncio.Event()
+        reader = asyncio.create_task(read_events(gateway.client, job_id, on_open=opened.set))
+        await asyncio.wait_for(opened.wait(), 10)
+        final = {"status": "succeeded", "result": 11}
+        assert (await gateway.client.post(f"/jobs/{job_id}/final", json=final)).status_code == 200
+        events = await asyncio.wait_for(reader, 15)  # delivered through LISTEN/NOTIFY
+        assert events[-1].json()["result"] == 11

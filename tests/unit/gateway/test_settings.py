@@ -20,6 +20,23 @@ def test_defaults_match_the_spec() -> None:
     assert settings.max_body == 10 * 1024 * 1024
     assert settings.auto_migrate is True
     assert settings.sse_keepalive == 15
+    assert (settings.database_pool_size, settings.database_max_overflow) == (20, 0)
+    assert settings.publish_connections == 4
+    assert settings.workers == 1
+
+
+def test_throughput_settings_are_read() -> None:
+    settings = GatewaySettings.from_env(
+        {
+            "ASYA_DATABASE_POOL_SIZE": "8",
+            "ASYA_DATABASE_MAX_OVERFLOW": "2",
+            "ASYA_GATEWAY_PUBLISH_CONNECTIONS": "1",
+            "ASYA_GATEWAY_WORKERS": "3",
+        }
+    )
+    assert (settings.database_pool_size, settings.database_max_overflow) == (8, 2)
+    assert settings.publish_connections == 1
+    assert settings.workers == 3
 
 
 def test_every_variable_is_read() -> None:
@@ -61,6 +78,10 @@ def test_every_variable_is_read() -> None:
         ("ASYA_RABBITMQ_POOL_SIZE", "0"),
         ("ASYA_GATEWAY_MAX_BODY", "big"),
         ("ASYA_DB_AUTO_MIGRATE", "maybe"),
+        ("ASYA_DATABASE_POOL_SIZE", "0"),
+        ("ASYA_DATABASE_MAX_OVERFLOW", "-1"),
+        ("ASYA_GATEWAY_PUBLISH_CONNECTIONS", "0"),
+        ("ASYA_GATEWAY_WORKERS", "none"),
     ],
 )
 def test_bad_values_raise_config_errors_naming_the_variable(variable: str, value: str) -> None:

@@ -33,9 +33,17 @@ def _upgrade_sync(connection: Connection) -> None:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the newest schema (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade_sync)
+    """Bring the database to the newest schema (idempotent).
+
+    The store's PostgreSQL engine autocommits; migrations (and the advisory lock that keeps
+    replicas from applying them twice) need one real transaction, so this connection asks
+    for it.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="READ COMMITTED")
+        async with conn.begin():
+            await conn.run_sync(_upgrade_sync)
 
 
 def _current_sync(connection: Connection) -> str | None:
