@@ -35,6 +35,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq import spec
 
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
@@ -68,6 +69,12 @@ def delay_queue_name(exchange: str, queue: str, delay: float) -> str:
 
 def _delay_ms(delay: float) -> int:
     return max(1, round(delay * 1000))
+
+
+def _persistent_properties() -> spec.Basic.Properties:
+    """What ``aio_pika.Message(body, delivery_mode=PERSISTENT)`` sends; a fresh object each
+    time, as aiormq fills in its message id."""
+    return spec.Basic.Properties(delivery_mode=2, headers={}, priority=0)
 
 
 class RabbitMQDelivery(Delivery):
@@ -251,13 +258,12 @@ class RabbitMQTransport(Transport):
         """Publish, retrying with backoff while the broker is unreachable (up to
         ``publish_timeout``); a refusal by the broker is raised at once."""
         self._conn()
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         deadline = time.monotonic() + self.settings.publish_timeout
         pause = 0.1
         while True:
             try:
                 async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                    await self._publish_once(queue, message, delay)
+                    await self._publish_once(queue, body, delay)
                 return
             except UnroutableError:
                 raise
@@ -274,16 +280,27 @@ class RabbitMQTransport(Transport):
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
 
-    async def _publish_once(self, queue: str, message: aio_pika.Message, delay: float) -> None:
-        exchange = await self._publishing_exchange()
+    async def _publish_once(self, queue: str, body: bytes, delay: float) -> None:
+        exchange = (await self._publishing_exchange()).name
         routing_key = queue
         if delay > 0:
             await self._require_queue(queue)
             routing_key = await self._declare_delay_queue(queue, delay)
-            assert self._channel is not None  # _publishing_exchange checked it
-            exchange = self._channel.default_exchange
+            exchange = ""  # the default exchange routes by queue name
+        assert self._channel is not None  # _publishing_exchange checked it
         try:
-            await exchange.publish(message, routing_key=routing_key, mandatory=True)
+            # Straight to aiormq, as aio-pika's Exchange.publish does, without building an
+            # aio_pika.Message first (about 20 µs of CPU per publish).
+            if self._channel.is_closed:
+                raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
+            channel = await self._channel.get_underlay_channel()
+            await channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=_persistent_properties(),
+                mandatory=True,
+            )
         except aiormq.exceptions.PublishError as exc:
             raise UnroutableError(queue) from exc
         except aiormq.exceptions.DeliveryError as exc:
