@@ -7,12 +7,38 @@ a message written by another Asya implementation passes through unchanged.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 Message = dict[str, Any]
+
+# orjson reads integers beyond 64 bits as floats (2**64 → 1.8446744073709552e+19) and refuses to
+# write them. A run of 20+ digits is the only way such an integer can appear, so bodies that
+# contain one take the exact (slower) standard-library path; everything else stays on orjson.
+_LONG_DIGITS = re.compile(rb"\d{20,}")
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse JSON without losing the precision of big integers; ValueError when invalid."""
+    if _LONG_DIGITS.search(body):
+        return json.loads(body, parse_constant=_reject_constant)
+    return orjson.loads(body)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def encode_json(value: Any) -> bytes:
+    """Serialise ``value`` compactly, keeping integers beyond 64 bits exact."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits (or a non-JSON type)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class MessageError(ValueError):
@@ -22,8 +48,8 @@ class MessageError(ValueError):
 def parse_message(body: bytes) -> Message:
     """Decode ``body`` as a JSON object; ``MessageError`` when it is not one."""
     try:
-        message = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        message = decode_json(body)
+    except ValueError as exc:  # orjson.JSONDecodeError and json.JSONDecodeError both are
         raise MessageError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise MessageError(f"message must be a JSON object, got {type(message).__name__}")

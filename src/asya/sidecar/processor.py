@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from asya.errors import TransportError, UnroutableError
-from asya.message import MessageError, attempt_of, deadline_passed, job_id_of, parse_message
+from asya.message import (
+    MessageError,
+    attempt_of,
+    deadline_passed,
+    decode_json,
+    encode_json,
+    job_id_of,
+    parse_message,
+)
 from asya.message import route_problem as find_route_problem
 from asya.sidecar import router
 from asya.sidecar.gate import RuntimeGate
@@ -174,8 +180,8 @@ class Processor:
             )
         elapsed = self._clock() - started
         try:
-            items = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            items = decode_json(raw)
+        except ValueError as exc:
             items = exc
         if not isinstance(items, list):
             self._hooks.after_runtime(ctx, elapsed, "runtime_error")
@@ -320,7 +326,7 @@ class Processor:
         await self._send(ctx, Publish(self._failure_queue, message, self._failure_kind))
 
     async def _send(self, ctx: MessageContext, publish: Publish, *, delay: float = 0.0) -> None:
-        await self._send_raw(ctx, publish.queue, orjson.dumps(publish.message), publish.kind, delay)
+        await self._send_raw(ctx, publish.queue, encode_json(publish.message), publish.kind, delay)
 
     async def _send_raw(
         self, ctx: MessageContext, queue: str, body: bytes, kind: str, delay: float = 0.0

@@ -64,6 +64,18 @@ def test_numbers_at_the_64_bit_limits_and_fractions_arrive_exactly(mesh: Mesh, t
     assert [type(n) for n in out["payload"]["numbers"]] == [type(n) for n in numbers]
 
 
+def test_integers_beyond_64_bits_arrive_exactly(mesh: Mesh, tid: str) -> None:
+    numbers = [2**64, -(2**70), 10**30 + 7]
+    payload = {"test_id": tid, "numbers": numbers}
+    sent = mesh.send(mesh.route("echo"), payload)
+
+    [out] = mesh.happy_end.expect(tid)
+
+    assert out["payload"]["numbers"] == numbers
+    assert all(type(n) is int for n in out["payload"]["numbers"])
+    assert_routed_to_end(out, sent, payload)
+
+
 def test_error_handler_with_should_fail_false_succeeds(mesh: Mesh, tid: str) -> None:
     payload = {"test_id": tid, "should_fail": False}
     sent = mesh.send(mesh.route("error"), payload)

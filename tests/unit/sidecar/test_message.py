@@ -10,6 +10,8 @@ from asya.message import (
     MessageError,
     attempt_of,
     deadline_passed,
+    decode_json,
+    encode_json,
     job_id_of,
     parse_deadline,
     parse_message,
@@ -23,6 +25,25 @@ def test_parsing_accepts_only_json_objects() -> None:
         parse_message(b"{")
     with pytest.raises(MessageError, match="JSON object"):
         parse_message(b"[1]")
+
+
+def test_integers_beyond_64_bits_pass_through_exactly() -> None:
+    body = b'{"payload": {"big": 18446744073709551616, "neg": -100000000000000000000000}}'
+    message = parse_message(body)
+    assert message["payload"] == {"big": 2**64, "neg": -(10**23)}
+    assert decode_json(encode_json(message)) == message
+
+
+def test_the_exact_path_still_refuses_what_json_does_not_allow() -> None:
+    with pytest.raises(MessageError, match="not valid JSON"):
+        parse_message(b'{"payload": NaN, "n": 123456789012345678901}')
+    with pytest.raises(MessageError, match="not valid JSON"):
+        parse_message(b'{"payload": 123456789012345678901')
+
+
+def test_digits_inside_strings_keep_their_text() -> None:
+    message = parse_message(b'{"payload": "12345678901234567890123", "f": 1.5}')
+    assert message == {"payload": "12345678901234567890123", "f": 1.5}
 
 
 @pytest.mark.parametrize(
