@@ -59,6 +59,29 @@ async def test_delayed_message_survives_its_publisher_closing(backend: Backend) 
     await delivery.ack()
 
 
+async def test_published_messages_are_persistent_so_a_broker_restart_keeps_them(
+    backend: Backend,
+) -> None:
+    import aio_pika
+
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    await transport.publish(queue, b"keep me")
+
+    connection = await aio_pika.connect(backend.url)
+    try:
+        channel = await connection.channel()
+        # re-declaring as durable fails (PRECONDITION_FAILED) unless the queue already is
+        declared = await channel.declare_queue(queue, durable=True)
+        message = await declared.get(timeout=10)
+        assert message is not None
+        assert message.body == b"keep me"
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        await message.ack()
+    finally:
+        await connection.close()
+
+
 async def test_delay_queue_is_named_after_target_and_delay(backend: Backend) -> None:
     transport = await backend.connect()
     queue = await backend.declared(transport)
