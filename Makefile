@@ -13,7 +13,9 @@ export ASYA_LOG_LEVEL ?= INFO
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv $(VENV)' failed: Asya needs Python >= 3.11 with venv" \
+	       "(Debian: apt-get install python3-venv; or make PYTHON=python3.12)" >&2; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[all,dev]"
 	@touch $(STAMP)

@@ -16,8 +16,6 @@ from asya.runtime import env_value, parse_bool, parse_duration
 
 T = TypeVar("T")
 
-_MISSING = object()
-
 
 class Env:
     """Typed access to an environment mapping; empty values count as unset."""

@@ -198,7 +198,9 @@ async def supervise(env: dict[str, str]) -> int:
     other = "sidecar" if dead == "runtime" else "runtime"
     code = children[dead].returncode
     logger.error("%s exited with code %s; stopping the %s", dead, code, other)
-    await _stop(other, children[other], _drain_timeout(env) if other == "sidecar" else 10.0)
+    await _stop(
+        other, children[other], _drain_timeout(env) if other == "sidecar" else RUNTIME_STOP_GRACE
+    )
     return code if code is not None and code > 0 else 1
 
 

@@ -7,13 +7,16 @@ unreachable, gateway failed, port in use), 2 when asya.yaml is invalid.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from asya.logconfig import configure_logging
+
+if TYPE_CHECKING:
+    from asya.up.model import MeshConfig
 
 
 @click.command()
@@ -34,7 +37,6 @@ def up(path: str, transport: str | None, database: str | None, port: int | None)
     from asya.up.config import MeshConfigError, load_config
 
     configure_logging("up")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load_config(path).with_overrides(transport=transport, database=database, port=port)
     except MeshConfigError as exc:
@@ -43,12 +45,10 @@ def up(path: str, transport: str | None, database: str | None, port: int | None)
     sys.exit(asyncio.run(_serve(config)))
 
 
-async def _serve(config: object) -> int:
+async def _serve(config: MeshConfig) -> int:
     from asya.up.mesh import Mesh, MeshStartError
-    from asya.up.model import MeshConfig
     from asya.up.supervisor import LogSink
 
-    assert isinstance(config, MeshConfig)
     sink = LogSink()
     mesh = Mesh(config, sink)
     stop = asyncio.Event()

@@ -65,10 +65,18 @@ class ToolInfo:
         return "\n".join(lines)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_value(text: str) -> Any:
-    """JSON when ``text`` parses as JSON, otherwise the text itself."""
+    """JSON when ``text`` parses as JSON, otherwise the text itself.
+
+    Python's ``NaN``/``Infinity`` extensions are not JSON (the request could not carry them),
+    so ``name=NaN`` stays the string "NaN".
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
 
@@ -94,7 +102,7 @@ def parse_assignments(
 def parse_json_object(text: str) -> dict[str, Any]:
     """The ``--json`` option: a JSON object of arguments."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError as exc:
         raise UsageError(f"--json is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -131,11 +131,30 @@ class BodyLimitMiddleware:
 
 
 class TimingMiddleware:
-    """Request latency by method, route template and status (``/metrics``)."""
+    """Request latency by method, route template and status (``/metrics``).
+
+    Starlette's router records the matched ``endpoint`` in the scope (not the route), so the
+    template is looked up from the endpoint, in a table built from the router's routes once.
+    """
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._templates: dict[Any, str] | None = None
+
+    def _template(self, scope: Scope) -> str:
+        router = scope.get("router")
+        if self._templates is None and router is not None:
+            templates: dict[Any, str] = {}
+            for route in router.routes:
+                endpoint = getattr(route, "endpoint", None)
+                if endpoint is not None:
+                    templates.setdefault(endpoint, route.path)
+            self._templates = templates
+        endpoint = scope.get("endpoint")
+        if self._templates is None or endpoint is None:
+            return "unmatched"
+        return self._templates.get(endpoint, "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,8 +172,7 @@ class TimingMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = self._template(scope)
             self.metrics.request_duration.labels(scope["method"], path, str(status)).observe(
                 time.perf_counter() - start
             )

@@ -111,8 +111,10 @@ class Listener:
                     continue
                 if data.get("fetch"):
                     sequence = int(data["sequence"])
-                    updates = await self._store.list_updates(data["job_id"], after=sequence - 1)
-                    for update in updates[:1]:
+                    updates = await self._store.list_updates(
+                        data["job_id"], after=sequence - 1, limit=1
+                    )
+                    for update in updates:
                         await self._hub.publish(update)
                 else:
                     await self._hub.publish(JobUpdate.from_wire(data))

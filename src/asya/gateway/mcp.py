@@ -16,6 +16,7 @@ import orjson
 from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from asya import __version__
@@ -128,8 +129,7 @@ class MCPEndpoint:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        if not self.auth.client_ok(headers):
+        if self.auth.required("client") and not self.auth.client_ok(Headers(scope=scope)):
             await unauthorized()(scope, receive, send)
             return
         await self.manager.handle_request(scope, receive, send)

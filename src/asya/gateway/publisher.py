@@ -21,22 +21,15 @@ from typing import Any
 import orjson
 
 from asya.errors import TransportError
+from asya.gateway.models import Job
 from asya.transports.base import Transport
 
 logger = logging.getLogger(__name__)
 
 
-def job_message(
-    job_id: str, steps: list[str], payload: Any, deadline: str | None
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"job_id": job_id}
-    if deadline is not None:
-        metadata["deadline"] = deadline
-    return {
-        "job_id": job_id,
-        "route": {"steps": list(steps), "current": 0, "metadata": metadata},
-        "payload": payload,
-    }
+def job_message(job: Job) -> dict[str, Any]:
+    """The first message of ``job``: its route as stored (``job_id`` and ``deadline`` set)."""
+    return {"job_id": job.id, "route": job.route, "payload": job.payload}
 
 
 class Publisher:

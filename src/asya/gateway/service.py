@@ -18,7 +18,7 @@ import orjson
 from asya.errors import AsyaError, TransportError
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
-from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, rfc3339, utcnow
+from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
 from asya.gateway.progress import HEARTBEAT_STEP_STATUS, STEP_WEIGHTS, step_percent
 from asya.gateway.publisher import Publisher, job_message
 from asya.gateway.store import JobStore, Outcome, StoreUnavailable
@@ -101,9 +101,8 @@ class JobService:
             payload=payload,
             timeout_seconds=tool.timeout,
         )
-        deadline = rfc3339(job.deadline)
         self.metrics.jobs_created.labels(tool.name).inc()
-        message = job_message(job_id, steps, payload, deadline)
+        message = job_message(job)
         try:
             await self.publisher.publish(steps[0], message)
         except TransportError as exc:

@@ -157,11 +157,14 @@ class JobStore:
             query = query.where(jobs.c.status == status)
         return [_job(row) for row in await self._rows(query)]
 
-    async def list_updates(self, job_id: str, *, after: int = 0) -> list[JobUpdate]:
+    async def list_updates(
+        self, job_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[JobUpdate]:
         query = (
             job_updates.select()
             .where(job_updates.c.job_id == job_id, job_updates.c.sequence > after)
             .order_by(job_updates.c.sequence)
+            .limit(limit)
         )
         return [_update(row) for row in await self._rows(query)]
 

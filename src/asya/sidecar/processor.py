@@ -207,11 +207,11 @@ class Processor:
             await self._send_raw(ctx, self._settings.happy_end_queue, ctx.body, router.HAPPY_END)
             outcome.status = EMPTY
             return
-        bad = next((o for o in outputs if _output_problem(o) is not None), None)
-        if bad is not None:
+        problem = next(filter(None, map(_output_problem, outputs)), None)
+        if problem is not None:
             failure = Failure(
                 "processing_error",
-                f"runtime returned an unusable output: {_output_problem(bad)}",
+                f"runtime returned an unusable output: {problem}",
                 "InvalidOutput",
             )
             await self._fail(ctx, failure, outcome, reason="invalid_output")
@@ -343,16 +343,7 @@ def _is_error_end_message(message: dict[str, Any]) -> bool:
 
 
 def _output_problem(output: Any) -> str | None:
+    """Why an output cannot be routed: the same rules as an incoming message's route."""
     if not isinstance(output, dict):
         return f"expected an object, got {type(output).__name__}"
-    if "payload" not in output:
-        return "output has no 'payload'"
-    route = output.get("route")
-    if not isinstance(route, dict):
-        return "output has no 'route' object"
-    steps, current = route.get("steps"), route.get("current")
-    if not isinstance(steps, list) or not all(isinstance(s, str) and s for s in steps):
-        return "output route.steps must be a list of non-empty strings"
-    if not isinstance(current, int) or isinstance(current, bool) or not 0 <= current < len(steps):
-        return "output route.current is not a valid step index"
-    return None
+    return find_route_problem(output)

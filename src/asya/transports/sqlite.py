@@ -372,7 +372,7 @@ class SqliteTransport(Transport):
 
             try:
                 await self.db.run(renew)
-            except TransportError:
+            except Exception:  # never let the loop die: held messages would be redelivered
                 log.exception("could not renew message leases; retrying in %.1f s", lease / 3)
 
     async def close(self) -> None:

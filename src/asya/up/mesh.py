@@ -25,18 +25,17 @@ from typing import Any
 import httpx
 
 from asya.errors import AsyaError
-from asya.transports import open_transport
+from asya.transports import open_transport, redact_url
 from asya.transports.base import Transport
 from asya.up.group import ActorGroup
 from asya.up.model import ActorConfig, MeshConfig
-from asya.up.replica import ReplicaSpec
-from asya.up.status import STATUS_FILE, mask_url, print_ready, read_status, write_status
+from asya.up.replica import ReplicaSpec, metrics_enabled
+from asya.up.status import STATUS_FILE, print_ready, read_status, write_status
 from asya.up.supervisor import Child, ChildSpec, LogSink, keep_alive
 
 HAPPY_END_HANDLER = "asya.crew.happy_end.handle"
 ERROR_END_HANDLER = "asya.crew.error_end.handle"
 _GATEWAY_READY_TIMEOUT = 90.0
-_FALSE = ("false", "0", "no", "off")
 
 
 class MeshStartError(AsyaError):
@@ -131,7 +130,7 @@ class Mesh:
             env["ASYA_QUEUE_NAME"] = actor.name
             env["ASYA_ACTOR_NAME"] = actor.name
             env["ASYA_IS_TERMINAL"] = "true" if terminal else "false"
-            if env.get("ASYA_METRICS_ENABLED", "true").lower() not in _FALSE:
+            if metrics_enabled(env):
                 env["ASYA_METRICS_ADDR"] = f"127.0.0.1:{self._free_port()}"
             return env
 
@@ -222,7 +221,7 @@ class Mesh:
             for queue in self.config.queues():
                 await self.transport.declare_queue(queue)
         except Exception as exc:
-            raise MeshStartError(f"cannot use the transport {mask_url(url)}: {exc}") from exc
+            raise MeshStartError(f"cannot use the transport {redact_url(url)}: {exc}") from exc
 
     async def _start_gateway(self) -> None:
         gateway = self.config.gateway
@@ -297,8 +296,8 @@ class Mesh:
             "ready": self.ready,
             "folder": str(self.config.folder),
             "socket_dir": str(self.socket_dir),
-            "transport": mask_url(self.config.transport),
-            "database": mask_url(self.config.database),
+            "transport": redact_url(self.config.transport),
+            "database": redact_url(self.config.database),
             "exchange": self.config.exchange,
             "gateway": None
             if gateway is None

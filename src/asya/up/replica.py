@@ -20,11 +20,24 @@ from pathlib import Path
 import httpx
 
 from asya.errors import AsyaError
+from asya.runtime import parse_bool
 from asya.up.supervisor import Child, ChildSpec, LogSink, keep_alive
 
 _SOCKET_POLL = 0.05
 _SLOW_LOAD_NOTICE = 15.0
 _SIDECAR_READY_TIMEOUT = 30.0
+
+
+def metrics_enabled(env: Mapping[str, str]) -> bool:
+    """Whether a sidecar with ``env`` serves /metrics and /health, read as the sidecar reads it.
+
+    Empty means unset (on); a value the sidecar rejects counts as on (it exits naming it).
+    """
+    raw = env.get("ASYA_METRICS_ENABLED", "").strip()
+    try:
+        return parse_bool(raw) if raw else True
+    except ValueError:
+        return True
 
 
 class HandlerLoadError(AsyaError):
@@ -77,8 +90,7 @@ class Replica:
     def metrics_addr(self) -> str | None:
         if self.sidecar is None:
             return None
-        enabled = self.sidecar.spec.env.get("ASYA_METRICS_ENABLED", "true").lower()
-        if enabled in ("false", "0", "no", "off"):
+        if not metrics_enabled(self.sidecar.spec.env):
             return None
         return self.sidecar.spec.env.get("ASYA_METRICS_ADDR")
 

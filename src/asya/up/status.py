@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 STATUS_FILE = "up.json"
-_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
-
-
-def mask_url(url: str) -> str:
-    """Hide the password in ``scheme://user:password@host``."""
-    return _PASSWORD.sub(r"\1***@", url)
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:

@@ -322,6 +322,9 @@ async def test_health_ready_and_metrics_answer(gateway: RunningGateway) -> None:
     assert 'asya_gateway_jobs_created_total{tool="test_echo"} 1.0' in metrics.text
     assert 'asya_gateway_jobs_finished_total{status="Failed",tool="test_echo"} 1.0' in metrics.text
     assert "asya_gateway_request_duration_seconds_bucket" in metrics.text
+    # latency is labelled by the route template, not the raw path (or "unmatched")
+    assert 'method="POST",route="/jobs/{job_id}/final",status="200"' in metrics.text
+    assert 'method="POST",route="/tools/call",status="200"' in metrics.text
     assert "asya_gateway_sse_clients" in metrics.text
 
 

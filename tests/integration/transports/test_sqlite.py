@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,31 @@ async def test_lease_is_renewed_while_the_consumer_holds_the_message(tmp_path: P
 
         rival = Receiver(await other.consume("work"))
         await rival.assert_nothing_within(2.5)  # two and a half lease lengths
+        await delivery.ack()
+        assert await other.depth("work") == 0
+
+
+async def test_lease_renewal_survives_a_failed_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}?lease=1s"
+    async with open_transport(url) as holder, open_transport(url) as other:
+        await holder.declare_queue("work")
+        await holder.publish("work", b"long job")
+        delivery = await Receiver(await holder.consume("work")).get()
+
+        db = holder.db  # type: ignore[attr-defined]
+        run, failures = db.run, [RuntimeError("renewal round failed")]
+
+        async def fail_once(fn: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return await run(fn)
+
+        monkeypatch.setattr(db, "run", fail_once)
+        rival = Receiver(await other.consume("work"))
+        await rival.assert_nothing_within(2.5)  # the next rounds still renew the lease
+        assert not failures
         await delivery.ack()
         assert await other.depth("work") == 0
 

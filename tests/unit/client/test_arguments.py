@@ -43,6 +43,12 @@ def test_other_values_are_strings_and_may_contain_equals_signs() -> None:
     }
 
 
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_python_only_number_constants_stay_strings(text: str) -> None:
+    # JSON has no NaN/Infinity: taking them as floats would make the request unsendable
+    assert parse_assignments([f"x={text}"]) == {"x": text}
+
+
 def test_a_declared_string_parameter_keeps_the_text_as_typed() -> None:
     assert parse_assignments(["label=007", "value=7"], tool=PIPELINE) == {
         "label": "007",
@@ -62,7 +68,7 @@ def test_a_pair_without_a_key_or_equals_sign_is_a_usage_error(pair: str) -> None
         parse_assignments([pair])
 
 
-@pytest.mark.parametrize("text", ["[1]", "not json"])
+@pytest.mark.parametrize("text", ["[1]", "not json", '{"value": NaN}'])
 def test_json_option_must_be_an_object(text: str) -> None:
     with pytest.raises(UsageError, match="--json"):
         parse_json_object(text)

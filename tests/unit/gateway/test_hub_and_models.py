@@ -85,16 +85,17 @@ def test_the_job_json_has_exactly_the_spec_fields_with_rfc3339_times() -> None:
 
 
 def test_the_first_message_follows_the_spec_shape() -> None:
-    assert job_message("j", ["a", "b"], {"v": 1}, "2026-05-01T12:00:10Z") == {
+    metadata = {"job_id": "j", "deadline": "2026-05-01T12:00:10.000000Z"}
+    job = _job(route={"steps": ["a", "b"], "current": 0, "metadata": metadata})
+    assert job_message(job) == {
         "job_id": "j",
         "route": {
             "steps": ["a", "b"],
             "current": 0,
-            "metadata": {"job_id": "j", "deadline": "2026-05-01T12:00:10Z"},
+            "metadata": {"job_id": "j", "deadline": "2026-05-01T12:00:10.000000Z"},
         },
         "payload": {"v": 1},
     }
-    assert job_message("j", ["a"], None, None)["route"]["metadata"] == {"job_id": "j"}
 
 
 async def test_closing_the_hub_ends_current_and_later_subscriptions() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import aio_pika
 import kopf
 import pytest
 
@@ -224,31 +223,7 @@ def test_the_registry_handles_create_update_resume_and_delete_of_async_actors() 
         assert handler.selector.group == "asya.io"
 
 
-# --- the queue, on the machine's real RabbitMQ ---------------------------------------------
-
-
-@pytest.mark.services
-async def test_create_declares_the_queue_on_the_broker(rabbitmq_url: str, unique_name: str) -> None:
-    client = FakeDynamicClient()
-    client.add_secret("team-a", "rabbitmq-creds", {"pw": "guest"})
-    body = cluster_actor(
-        queueName=unique_name,
-        transport={"rabbitmq": {"host": "127.0.0.1", "port": 5672, "username": "guest"}},
-        sidecar={"env": [{"name": "ASYA_RABBITMQ_EXCHANGE", "value": unique_name}]},
-    )
-    try:
-        await run_handler(client, body, declare_queues=True)
-        connection = await aio_pika.connect(rabbitmq_url)
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(unique_name, passive=True)
-            assert queue.name == unique_name
-    finally:
-        connection = await aio_pika.connect(rabbitmq_url)
-        async with connection:
-            channel = await connection.channel()
-            await channel.queue_delete(unique_name)
-            await channel.exchange_delete(unique_name)
+# --- declaring the queue (the live broker test is tests/integration/k8s) -------------------
 
 
 async def test_an_unreachable_broker_is_retried_and_the_workload_still_runs() -> None:

@@ -306,6 +306,30 @@ async def test_an_invalid_runtime_response_goes_to_error_end(harness: Harness) -
     assert "not json at all" in out["error_details"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ("just text", "expected an object, got str"),
+        ({"route": {"steps": ["step-a"], "current": 0}}, "no 'payload'"),
+        ({"payload": 1, "route": {"steps": ["step-a"], "current": 1}}, "out of range"),
+    ],
+)
+async def test_an_unroutable_runtime_output_goes_to_error_end_as_a_processing_error(
+    harness: Harness, output: Any, problem: str
+) -> None:
+    async def broken(message: dict[str, Any]) -> Any:
+        return [{"payload": 0, "route": message["route"]}, output]
+
+    harness.runtime.behaviour = broken
+    await harness.start()
+    await harness.send(make_message(["step-a", "step-b"]))
+    out = await harness.take("error-end")
+    assert out["error"] == "processing_error"
+    assert out["error_details"]["type"] == "InvalidOutput"
+    assert problem in out["error_details"]["message"]
+    assert await harness.depth("step-b") == 0
+
+
 async def test_nothing_is_consumed_until_the_runtime_socket_accepts(harness: Harness) -> None:
     await harness.runtime.stop()
     await harness.start()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from asya.up.status import mask_url, read_status, write_status
+from asya.up.mesh import Mesh
+from asya.up.model import MeshConfig
+from asya.up.status import read_status, write_status
 from asya.up.supervisor import Backoff, LogSink
 
 
@@ -41,9 +43,30 @@ def test_log_lines_are_prefixed_with_the_child_name_in_one_column() -> None:
     ]
 
 
-def test_passwords_are_masked_in_urls() -> None:
-    assert mask_url("amqp://guest:secret@host:5672/") == "amqp://guest:***@host:5672/"
-    assert mask_url("sqlite:////tmp/q.db") == "sqlite:////tmp/q.db"
+def test_the_status_shows_urls_without_their_passwords(tmp_path: Path) -> None:
+    config = MeshConfig(
+        path=tmp_path / "asya.yaml",
+        transport="amqp://guest:s3cr@t@host:5672/",
+        database="postgresql://asya:pw@db:5432/asya",
+        exchange="asya",
+        gateway=None,
+        crew=False,
+        actors=(),
+    )
+
+    status = Mesh(config, LogSink(io.StringIO()), environ={}).status()
+
+    assert status["transport"] == "amqp://guest:***@host:5672/"
+    assert status["database"] == "postgresql://asya:***@db:5432/asya"
+
+
+def test_urls_without_a_password_are_shown_as_they_are(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/q.db"
+    config = MeshConfig(tmp_path / "asya.yaml", url, url, "asya", None, False, ())
+
+    status = Mesh(config, LogSink(io.StringIO()), environ={}).status()
+
+    assert status["transport"] == status["database"] == url
 
 
 def test_status_file_is_written_whole_and_read_back(tmp_path: Path) -> None:
