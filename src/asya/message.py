@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from asya.runtime import validate_request
+
 Message = dict[str, Any]
 
 # orjson reads integers beyond 64 bits as floats (2**64 → 1.8446744073709552e+19) and refuses to
@@ -59,27 +61,19 @@ def parse_message(body: bytes) -> Message:
 def route_problem(message: Message, *, finished_allowed: bool = False) -> str | None:
     """Why the message's route is unusable, or None when it is valid.
 
-    The rules are the runtime's request validation: ``payload`` present, ``route.steps`` a list
-    of non-empty strings, ``route.current`` an integer index into it. ``current ==
-    len(steps)`` (a route that has finished) is accepted only with ``finished_allowed``, as
-    terminal actors receive such messages.
+    The rules are the runtime's own request validation (one implementation, in
+    ``asya.runtime``): ``payload`` present, ``route.steps`` a list of non-empty strings,
+    ``route.current`` an integer index into it. ``current == len(steps)`` (a route that has
+    finished) is accepted only with ``finished_allowed``, as terminal actors receive such
+    messages; ``route.metadata``, when present, must be an object.
     """
-    if "payload" not in message:
-        return "message has no 'payload' field"
-    route = message.get("route")
-    if not isinstance(route, dict):
-        return "message has no 'route' object"
-    steps = route.get("steps")
-    if not isinstance(steps, list):
-        return "route.steps must be a list"
-    if not all(isinstance(step, str) and step for step in steps):
-        return "route.steps must contain only non-empty strings"
-    current = route.get("current")
-    if not isinstance(current, int) or isinstance(current, bool):
-        return "route.current must be an integer"
-    limit = len(steps) if finished_allowed else len(steps) - 1
-    if not 0 <= current <= limit:
-        return f"route.current {current} is out of range for {len(steps)} steps"
+    problem = validate_request(message)
+    if problem is not None:
+        return problem
+    route = message["route"]
+    steps, current = route["steps"], route["current"]
+    if not finished_allowed and current == len(steps):
+        return f"route.current {current} is out of range: the route's {len(steps)} steps are done"
     metadata = route.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         return "route.metadata must be an object"

@@ -52,7 +52,7 @@ def test_digits_inside_strings_keep_their_text() -> None:
         ({"route": {"steps": ["a"], "current": 0}}, "payload"),
         ({"payload": 1}, "route"),
         ({"payload": 1, "route": {"steps": None, "current": 0}}, "steps"),
-        ({"payload": 1, "route": {"steps": [1], "current": 0}}, "non-empty strings"),
+        ({"payload": 1, "route": {"steps": [1], "current": 0}}, "must be a non-empty string"),
         ({"payload": 1, "route": {"steps": ["a"], "current": "0"}}, "integer"),
         ({"payload": 1, "route": {"steps": ["a"], "current": False}}, "integer"),
         ({"payload": 1, "route": {"steps": ["a"], "current": -1}}, "out of range"),
