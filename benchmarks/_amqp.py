@@ -22,9 +22,9 @@ from pathlib import Path
 import aio_pika
 import orjson
 
+from benchmarks.common import SRC_DIR, child_env, free_port
+
 AMQP_URL = os.environ.get("ASYA_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SRC_DIR = REPO_ROOT / "src"
 
 NOOP_HANDLERS = """
 def noop(payload):
@@ -42,23 +42,6 @@ def make_body(steps: Sequence[str], size: int = 200) -> bytes:
     empty = len(orjson.dumps(base))
     base["payload"] = {"pad": "x" * max(0, size - empty)}
     return orjson.dumps(base)
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC_DIR), env.get("PYTHONPATH")]))
-    env.setdefault("ASYA_LOG_LEVEL", "WARNING")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Children:

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,13 +39,12 @@ import httpx
 import psutil
 import yaml
 
-from benchmarks.common import Result, print_table
+from benchmarks.common import SRC_DIR, Result, child_env, free_port, print_table
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ASYA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 RABBITMQ_URL = os.environ.get("ASYA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-SRC_DIR = Path(__file__).resolve().parent.parent / "src"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -119,12 +117,6 @@ def serve_ceiling(port: int, dsn: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _admin(sql: str) -> None:
     import asyncpg
 
@@ -155,14 +147,6 @@ async def _broker(action: str, exchange: str, queue: str) -> int:
         with contextlib.suppress(Exception):
             await channel.exchange_delete(exchange)
         return 0
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC_DIR), env.get("PYTHONPATH")]))
-    env.setdefault("ASYA_LOG_LEVEL", "WARNING")
-    env.update(extra)
-    return env
 
 
 async def _wait_http(url: str, proc: subprocess.Popen[bytes], within: float = 60.0) -> None:
@@ -403,13 +387,13 @@ def run(args: argparse.Namespace) -> int:
     tools = work / "tools.yaml"
     tool = {"name": "bench_noop", "description": "no-op", "parameters": {}, "route": [queue]}
     tools.write_text(yaml.safe_dump({"tools": [tool]}))
-    gateway_port, ceiling_port = _free_port(), _free_port()
+    gateway_port, ceiling_port = free_port(), free_port()
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     asyncio.run(_broker("setup", exchange, queue))
     log = (work / "gateway.log").open("wb")
     gateway = subprocess.Popen(
         [sys.executable, "-m", "asya.cli", "gateway"],
-        env=_child_env(
+        env=child_env(
             {
                 "ASYA_GATEWAY_HOST": "127.0.0.1",
                 "ASYA_GATEWAY_PORT": str(gateway_port),
@@ -425,7 +409,7 @@ def run(args: argparse.Namespace) -> int:
     )
     ceiling = subprocess.Popen(
         [sys.executable, __file__, "--serve-ceiling", str(ceiling_port), dsn],
-        env=_child_env({"PYTHONPATH": f"{SRC_DIR.parent}{os.pathsep}{SRC_DIR}"}),
+        env=child_env({"PYTHONPATH": f"{SRC_DIR.parent}{os.pathsep}{SRC_DIR}"}),
     )
     try:
         asyncio.run(

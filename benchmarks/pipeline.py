@@ -20,12 +20,11 @@ from benchmarks._amqp import (
     AMQP_URL,
     Children,
     Driver,
-    child_env,
     make_body,
     unique_prefix,
     wait_for_consumers,
 )
-from benchmarks.common import Result, print_table
+from benchmarks.common import Result, child_env, print_table
 
 CELERY_TASKS = """
 import os
