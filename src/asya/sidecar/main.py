@@ -77,7 +77,7 @@ class Sidecar:
             self.metrics_server = MetricsServer(
                 settings.metrics_host, settings.metrics_port, self.metrics.exposition
             )
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self.ready = asyncio.Event()  # set once consuming for the first time (tests, probes)
 
@@ -169,14 +169,10 @@ class Sidecar:
             await self._consume(subscription)
 
     async def _consume(self, subscription: Subscription) -> None:
-        """Hand deliveries to processing tasks until the runtime is lost or we stop."""
+        """Process deliveries until the runtime is lost or we stop."""
         watcher = asyncio.create_task(self._cancel_when_closed(subscription), name="gate-watcher")
         try:
-            async for delivery in subscription:
-                if not self.gate.is_open:
-                    await _requeue(delivery)
-                    continue
-                self._spawn(delivery)
+            await subscription.serve(self._handle)
         except TransportError as exc:
             logger.warning("consumer of %s ended: %s", self.settings.queue_name, exc)
             await self._wait(asyncio.sleep(1.0))
@@ -186,6 +182,21 @@ class Sidecar:
                 await watcher
             with contextlib.suppress(Exception):
                 await subscription.cancel()
+
+    async def _handle(self, delivery: IncomingMessage) -> None:
+        """One delivery, in the task the transport runs it in (tracked for the drain)."""
+        if not self.gate.is_open:
+            await _requeue(delivery)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            await self.processor.handle(delivery)
+        except Exception:
+            logger.exception("message task failed")
+        finally:
+            self._in_flight.discard(task)
 
     async def _cancel_when_closed(self, subscription: Subscription) -> None:
         """Guarded background task: cancel the consumer as soon as the gate closes."""
@@ -199,16 +210,6 @@ class Sidecar:
             await subscription.cancel()
         except TransportError as exc:  # the broker connection is gone: nothing left to cancel
             logger.warning("could not cancel the consumer: %s", exc)
-
-    def _spawn(self, delivery: IncomingMessage) -> None:
-        task = asyncio.create_task(self.processor.handle(delivery))
-        self._in_flight.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("message task failed", exc_info=task.exception())
 
     async def _drain(self) -> None:
         if not self._in_flight:

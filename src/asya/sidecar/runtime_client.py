@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
 
 from asya.runtime import FRAME_HEADER, pack_frame
 
@@ -70,11 +69,10 @@ class RuntimeClient:
         self._slots = asyncio.Semaphore(PIPELINE_DEPTH)
         self._last: asyncio.Future[bool] | None = None  # the latest call; result: it failed
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for room in the pipeline (the caller may still decide not to call)."""
-        async with self._slots:
-            yield
+    def slot(self) -> asyncio.Semaphore:
+        """``async with client.slot():`` waits for room in the pipeline (the caller may still
+        decide not to call)."""
+        return self._slots
 
     async def call(self, body: bytes) -> bytes:
         """Send ``body`` as one frame and return the response frame's bytes.
@@ -89,18 +87,9 @@ class RuntimeClient:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
+            await self._connect(loop, sock)
             try:
-                async with asyncio.timeout(self.timeout):
-                    await loop.sock_connect(sock, self.socket_path)
-            except OSError as exc:
-                raise RuntimeUnavailable(
-                    f"cannot connect to the runtime at {self.socket_path}: {exc}"
-                ) from exc
-            try:
-                try:
-                    await loop.sock_sendall(sock, pack_frame(body))
-                except OSError as exc:
-                    raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
+                await self._send(loop, sock, pack_frame(body))
                 budget = self.timeout
                 if ahead is not None:
                     if not ahead.done():
@@ -123,6 +112,32 @@ class RuntimeClient:
             sock.close()
             if not mine.done():
                 mine.set_result(failed)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        # A local socket accepts at once unless its backlog is full: try that first, without
+        # the future and timer of loop.sock_connect.
+        try:
+            try:
+                sock.connect(self.socket_path)
+            except BlockingIOError:
+                async with asyncio.timeout(self.timeout):
+                    await loop.sock_connect(sock, self.socket_path)
+        except OSError as exc:
+            raise RuntimeUnavailable(
+                f"cannot connect to the runtime at {self.socket_path}: {exc}"
+            ) from exc
+
+    @staticmethod
+    async def _send(loop: asyncio.AbstractEventLoop, sock: socket.socket, frame: bytes) -> None:
+        try:
+            try:
+                sent = sock.send(frame)  # a small frame usually fits the socket buffer at once
+            except BlockingIOError:
+                sent = 0
+            if sent < len(frame):
+                await loop.sock_sendall(sock, memoryview(frame)[sent:])
+        except OSError as exc:
+            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
 
     @staticmethod
     async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from asya.transports.base import IncomingMessage
 
@@ -26,15 +24,26 @@ class Settlement:
         self.requeue = False
 
 
-@asynccontextmanager
-async def settling(delivery: IncomingMessage) -> AsyncIterator[Settlement]:
-    settlement = Settlement()
-    try:
-        yield settlement
-    except BaseException:
-        await asyncio.shield(_settle(delivery, requeue=True))
-        raise
-    await _settle(delivery, requeue=settlement.requeue)
+class settling:
+    """``async with settling(delivery) as settlement:`` (a class: cheaper per message than a
+    generator-based context manager on the sidecar's hot path)."""
+
+    __slots__ = ("_delivery", "_settlement")
+
+    def __init__(self, delivery: IncomingMessage) -> None:
+        self._delivery = delivery
+        self._settlement = Settlement()
+
+    async def __aenter__(self) -> Settlement:
+        return self._settlement
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc_type is None:
+            await _settle(self._delivery, requeue=self._settlement.requeue)
+        else:
+            await asyncio.shield(_settle(self._delivery, requeue=True))
 
 
 async def _settle(delivery: IncomingMessage, *, requeue: bool) -> None:

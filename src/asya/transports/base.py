@@ -17,7 +17,8 @@ Semantics every implementation keeps (checked by the contract suite in
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 class IncomingMessage(abc.ABC):
@@ -50,6 +51,26 @@ class Subscription(abc.ABC):
     @abc.abstractmethod
     async def cancel(self) -> None:
         """Stop receiving new deliveries. Messages already delivered can still be settled."""
+
+    async def serve(self, handler: Callable[[IncomingMessage], Awaitable[None]]) -> None:
+        """Run ``handler`` on every delivery, concurrently, until the subscription ends.
+
+        Handlers still running then go on; a caller that must wait for them tracks them
+        (``asyncio.current_task()`` inside the handler). Here each runs in a task of its own;
+        a transport that pushes deliveries runs it in the task that delivers the message.
+        """
+        async for delivery in self:
+            run_in_background(handler(delivery))
+
+
+_background: set[asyncio.Future[None]] = set()
+
+
+def run_in_background(awaitable: Awaitable[None]) -> None:
+    """Run ``awaitable`` as a task the event loop cannot lose (it holds weak references)."""
+    task = asyncio.ensure_future(awaitable)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class Transport(abc.ABC):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
 from asya.errors import TransportError, UnroutableError
+from asya.transports import IncomingMessage
 
 from .conftest import Backend
 from .receiver import Receiver
@@ -260,3 +263,65 @@ async def test_consuming_again_after_cancel_keeps_working(backend: Backend) -> N
         await subscription.cancel()
         await delivery.ack()
     assert await transport.depth(queue) == 0
+
+
+async def test_serve_runs_handlers_concurrently_up_to_prefetch_and_ends_on_cancel(
+    backend: Backend,
+) -> None:
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    for i in range(6):
+        await transport.publish(queue, str(i).encode())
+    subscription = await transport.consume(queue, prefetch=3)
+    release = asyncio.Event()
+    running: list[bytes] = []
+    handled: list[bytes] = []
+
+    async def handler(delivery: IncomingMessage) -> None:
+        running.append(delivery.body)
+        await release.wait()
+        await delivery.ack()
+        handled.append(delivery.body)
+
+    serving = asyncio.create_task(subscription.serve(handler))
+    await _until(lambda: len(running) == 3)
+    await asyncio.sleep(0.3)
+    assert running == [b"0", b"1", b"2"]  # the fourth waits for a free prefetch slot
+    release.set()
+    await _until(lambda: len(handled) == 6)
+    assert sorted(handled) == [str(i).encode() for i in range(6)]
+    assert not serving.done()
+
+    await subscription.cancel()
+    await asyncio.wait_for(serving, 5)
+    assert await transport.depth(queue) == 0
+
+
+async def test_serve_takes_deliveries_that_arrived_before_it_was_called(
+    backend: Backend,
+) -> None:
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    for i in range(3):
+        await transport.publish(queue, str(i).encode())
+    subscription = await transport.consume(queue, prefetch=10)
+    await asyncio.sleep(0.3)  # a pushing backend has delivered them by now
+    handled: list[bytes] = []
+
+    async def handler(delivery: IncomingMessage) -> None:
+        await delivery.ack()
+        handled.append(delivery.body)
+
+    serving = asyncio.create_task(subscription.serve(handler))
+    await _until(lambda: len(handled) == 3)
+    assert sorted(handled) == [b"0", b"1", b"2"]
+    await subscription.cancel()
+    await asyncio.wait_for(serving, 5)
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)

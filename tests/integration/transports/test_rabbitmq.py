@@ -7,13 +7,14 @@ the machine's RabbitMQ are never disturbed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from asya.errors import TransportError
-from asya.transports import Transport, open_transport
+from asya.transports import IncomingMessage, Transport, open_transport
 from asya.transports.rabbitmq import RabbitMQSubscription, delay_queue_name
 from tests.helpers import free_port
 
@@ -176,3 +177,54 @@ async def test_cancelled_consumer_closes_its_channel_once_its_deliveries_are_set
     await asyncio.sleep(0.2)
     assert subscription.channel.is_closed
     assert await transport.depth(queue) == 0
+
+
+async def test_serving_resumes_by_itself_after_the_connection_drops(
+    backend: Backend, proxy: BrokerProxy
+) -> None:
+    consumer = await via(proxy, backend)
+    queue = await backend.declared(consumer)
+    direct = await backend.connect()
+    subscription = await consumer.consume(queue, prefetch=5)
+    handled: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(delivery: IncomingMessage) -> None:
+        with contextlib.suppress(TransportError):  # an ack on the dropped channel is lost
+            await delivery.ack()
+        handled.put_nowait(delivery.body)
+
+    serving = asyncio.create_task(subscription.serve(handler))
+    await direct.publish(queue, b"before")
+    assert await asyncio.wait_for(handled.get(), 10) == b"before"
+
+    await proxy.outage()
+    await asyncio.sleep(0.5)
+    await proxy.restore()
+    await direct.publish(queue, b"after")
+
+    body = await asyncio.wait_for(handled.get(), 20)
+    while body == b"before":  # redelivered: its ack may have been lost with the connection
+        body = await asyncio.wait_for(handled.get(), 20)
+    assert body == b"after"
+    assert not serving.done()
+    await subscription.cancel()
+    await asyncio.wait_for(serving, 5)
+
+
+async def test_serve_raises_transport_error_when_the_broker_cancels_the_consumer(
+    backend: Backend,
+) -> None:
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    subscription = await transport.consume(queue)
+
+    async def handler(delivery: IncomingMessage) -> None:
+        await delivery.ack()
+
+    serving = asyncio.create_task(subscription.serve(handler))
+    await asyncio.sleep(0.2)
+    await (await backend.connect()).delete_queue(queue)  # the broker cancels its consumers
+
+    with pytest.raises(TransportError, match="cancelled the consumer"):
+        await asyncio.wait_for(serving, 10)
+    await subscription.cancel()
