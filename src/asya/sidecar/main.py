@@ -25,7 +25,6 @@ from asya.sidecar.metrics import SidecarMetrics
 from asya.sidecar.metrics_server import MetricsServer
 from asya.sidecar.processor import TIMEOUT_RECOVERY_PAUSE, Processor
 from asya.sidecar.progress import ProgressReporter
-from asya.sidecar.router import DEAD_LETTER_QUEUE
 from asya.sidecar.runtime_client import RuntimeClient
 from asya.sidecar.settings import SidecarSettings
 from asya.transports import Transport, open_transport, redact_url
@@ -102,16 +101,13 @@ class Sidecar:
 
     async def _start_transport(self) -> None:
         """Connect and declare every queue, retrying while the broker is starting."""
-        queues = [self.settings.queue_name, self.settings.happy_end_queue]
-        queues.append(self.settings.error_end_queue)
-        if self.settings.is_terminal:
-            queues.append(DEAD_LETTER_QUEUE)
+        queues = self.settings.own_queues
         deadline = time.monotonic() + STARTUP_ATTEMPTS_SECONDS
         delay = 0.5
         while True:
             try:
                 await self.transport.connect()
-                for queue in dict.fromkeys(queues):
+                for queue in queues:
                     await self.transport.declare_queue(queue)
                 break
             except TransportError as exc:
@@ -122,7 +118,7 @@ class Sidecar:
                 delay = min(delay * 2, 5.0)
         logger.info(
             "declared %s on %s (exchange %s)",
-            ", ".join(dict.fromkeys(queues)),
+            ", ".join(queues),
             redact_url(self.settings.transport_url),
             self.settings.exchange,
         )
@@ -210,6 +206,8 @@ class Sidecar:
             await subscription.cancel()
         except TransportError as exc:  # the broker connection is gone: nothing left to cancel
             logger.warning("could not cancel the consumer: %s", exc)
+        except Exception:  # never let it end the consume loop: _consume cancels again anyway
+            logger.exception("could not cancel the consumer")
 
     async def _drain(self) -> None:
         if not self._in_flight:

@@ -81,6 +81,7 @@ class Processor:
             router.DEAD_LETTER_QUEUE if self._terminal else settings.error_end_queue
         )
         self._failure_kind = router.DEAD_LETTER if self._terminal else router.ERROR_END
+        self._own_queues = frozenset(settings.own_queues)
 
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
@@ -334,7 +335,16 @@ class Processor:
         if len(queue.encode()) > router.MAX_QUEUE_NAME_BYTES:
             raise UnroutableError(queue)  # no broker can have such a queue: do not even try
         started = self._clock()
-        await self._transport.publish(queue, body, delay=delay)
+        try:
+            await self._transport.publish(queue, body, delay=delay)
+        except UnroutableError:
+            if queue not in self._own_queues:
+                raise
+            # Declared at start-up and deleted since (by hand, or a broker that lost it):
+            # declare it again rather than requeue the message forever.
+            logger.warning("queue %r has disappeared; declaring it again", queue)
+            await self._transport.declare_queue(queue)
+            await self._transport.publish(queue, body, delay=delay)
         self._hooks.on_sent(ctx, queue, kind, len(body), self._clock() - started)
 
 

@@ -15,6 +15,7 @@ import orjson
 
 from asya.envconfig import Env
 from asya.errors import ConfigError
+from asya.sidecar.router import DEAD_LETTER_QUEUE
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 TERMINAL_DEFAULT_MAX_RETRIES = 5
@@ -59,6 +60,15 @@ class SidecarSettings:
     def name(self) -> str:
         """The actor's name in progress reports and logs (defaults to the queue name)."""
         return self.actor_name or self.queue_name
+
+    @property
+    def own_queues(self) -> tuple[str, ...]:
+        """The queues this sidecar declares at start-up and may declare again if they vanish:
+        its own (retries), happy-end, error-end and, for a terminal actor, the dead letters."""
+        queues = [self.queue_name, self.happy_end_queue, self.error_end_queue]
+        if self.is_terminal:
+            queues.append(DEAD_LETTER_QUEUE)
+        return tuple(dict.fromkeys(queues))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SidecarSettings:

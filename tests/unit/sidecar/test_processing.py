@@ -383,6 +383,41 @@ async def test_a_next_step_too_long_to_be_a_queue_name_is_unroutable(harness: Ha
     assert "q" * 300 in out["error_details"]["message"]
 
 
+async def test_an_error_end_queue_deleted_while_running_is_declared_again(
+    harness: Harness,
+) -> None:
+    async def fail(message: dict[str, Any]) -> Any:
+        return error_response("processing_error")
+
+    harness.runtime.behaviour = fail
+    await harness.start()
+    await harness.wait_consuming()
+    await harness.client.delete_queue("error-end")
+
+    await harness.send(make_message(["step-a"], job_id="j12"))
+    await harness.runtime.wait_requests(1)
+    await asyncio.sleep(0.3)  # (taking from error-end below would declare it)
+    assert len(harness.runtime.requests) == 1  # processed once, not requeued in a loop
+    out = await harness.take("error-end")
+    assert out["job_id"] == "j12"
+    assert out["error"] == "processing_error"
+
+
+async def test_a_happy_end_queue_deleted_while_running_is_declared_again(
+    harness: Harness,
+) -> None:
+    await harness.start()
+    await harness.wait_consuming()
+    await harness.client.delete_queue("happy-end")
+
+    await harness.send(make_message(["step-a"], job_id="j13"))
+    await harness.runtime.wait_requests(1)
+    await asyncio.sleep(0.3)  # (taking from happy-end below would declare it)
+    assert len(harness.runtime.requests) == 1
+    assert await harness.depth("error-end") == 0  # not an unroutable_error either
+    assert (await harness.take("happy-end"))["job_id"] == "j13"
+
+
 class FailingPublishes(MemoryTransport):
     """A memory transport whose first ``failures`` publishes fail like a broker hiccup."""
 
