@@ -1,20 +1,23 @@
 """``asya bench pipeline [--vs celery]``: a 3-step no-op pipeline end to end on RabbitMQ.
 
 Asya: three ``asya actor`` processes (sidecar + runtime each) routing ``s1 → s2 → s3 →
-happy-end``. With ``--vs celery`` (and celery installed, the ``bench`` extra): the same 3-task
-chain in one Celery worker with three prefork processes, on the same broker, its last task
-publishing to an output queue as Asya's happy-end. Both relay ``--messages`` preloaded messages
-(msgs/s between first and last arrival), then ``--latency-samples`` one at a time (p50/p99).
-Target: the Asya pipeline ≥ 2× Celery's chain.
+happy-end``. Beside it, the transport's ceiling: three bare aio-pika relays chained the same
+way (consume → confirmed publish → ack, no runtime). With ``--vs celery`` (celery installed: the
+``bench`` extra), the same 3-task chain in one Celery worker with three prefork processes on
+the same broker, its last task publishing to an output queue as Asya's happy-end. Each relays
+``--messages`` preloaded messages (msgs/s between first and last arrival), then
+``--latency-samples`` one at a time (p50/p99). Target: the Asya pipeline ≥ 2× Celery's chain.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from benchmarks._amqp import (
     AMQP_URL,
@@ -117,6 +120,43 @@ async def measure_asya(args: argparse.Namespace) -> Result:
         await driver.close()
 
 
+async def measure_bare_chain(args: argparse.Namespace) -> Result:
+    """The ceiling on this transport: three bare aio-pika relays chained s1 → s2 → s3 → out."""
+    prefix = unique_prefix("pipeline-bare")
+    hops = [f"{prefix}-s1", f"{prefix}-s2", f"{prefix}-s3", f"{prefix}-out"]
+    driver = Driver(exchange=prefix, output_queue=hops[-1])
+    children = Children()
+    script = str(Path(__file__).with_name("_bare_relay.py"))
+    body = make_body(hops[:3], args.size)
+    try:
+        await driver.open(hops)
+        await driver.preload(hops[0], body, args.messages)
+        for source, destination in itertools.pairwise(hops):
+            children.start(
+                [sys.executable, script, AMQP_URL, prefix, source, destination, str(args.prefetch)],
+                child_env(),
+            )
+        cpu = CpuMeter(children)
+        seconds, _ = await driver.throughput(
+            args.messages, within=120 + args.messages / 50, on_first=cpu.start
+        )
+        cpu_us = cpu.per_message(args.messages - 1)
+        latencies = await driver.latencies(
+            lambda: driver.publish_raw(hops[0], body, default_exchange=False),
+            args.latency_samples,
+        )
+        return Result(
+            name=f"bare aio-pika: 3 chained relays (prefetch {args.prefetch})",
+            count=args.messages - 1,
+            seconds=seconds,
+            latencies_ms=latencies,
+            extra={"cpu µs/msg": cpu_us},
+        )
+    finally:
+        children.stop_all()
+        await driver.close()
+
+
 async def measure_celery(args: argparse.Namespace, at_least_once: bool) -> Result:
     prefix = unique_prefix("celery")
     task_queue, output = f"{prefix}-tasks", f"{prefix}-out"
@@ -181,7 +221,7 @@ async def measure_celery(args: argparse.Namespace, at_least_once: bool) -> Resul
 
 
 async def run(args: argparse.Namespace) -> int:
-    results = [await measure_asya(args)]
+    results = [await measure_asya(args), await measure_bare_chain(args)]
     if args.vs == "celery":
         try:
             import celery  # noqa: F401
@@ -192,11 +232,18 @@ async def run(args: argparse.Namespace) -> int:
             results.append(await measure_celery(args, at_least_once=True))
     title = f"pipeline: 3 steps, {args.messages} × {args.size} B, RabbitMQ"
     print_table(title, results)
-    for other in results[1:]:
-        ratio = results[0].rate / other.rate if other.rate else 0.0
+    asya, bare = results[0], results[1]
+    print(f"asya / {bare.name}: {_ratio(asya, bare):.2f}× throughput (the transport's ceiling)")
+    for other in results[2:]:
+        ratio = _ratio(asya, other)
         verdict = "ok" if ratio >= 2 else "below the 2× target"
         print(f"asya / {other.name}: {ratio:.2f}× throughput ({verdict})")
+        print(f"  (bare aio-pika chain / {other.name}: {_ratio(bare, other):.2f}×)")
     return 0
+
+
+def _ratio(a: Result, b: Result) -> float:
+    return a.rate / b.rate if b.rate else 0.0
 
 
 def main(argv: list[str]) -> int:
