@@ -73,34 +73,45 @@ class Hook:
 
 
 class Hooks:
-    """The ordered hook list; each call is contained so one hook cannot break the others."""
+    """The ordered hook list; each call is contained so one hook cannot break the others.
+
+    Each point calls only the hooks that override it (this runs several times per message).
+    """
 
     def __init__(self, hooks: Sequence[Hook]) -> None:
-        self._hooks = tuple(hooks)
+        def overriding(point: str) -> tuple[Hook, ...]:
+            return tuple(h for h in hooks if getattr(type(h), point) is not getattr(Hook, point))
+
+        self._on_received = overriding("on_received")
+        self._before_runtime = overriding("before_runtime")
+        self._after_runtime = overriding("after_runtime")
+        self._before_publish = overriding("before_publish")
+        self._on_sent = overriding("on_sent")
+        self._on_finished = overriding("on_finished")
 
     def on_received(self, ctx: MessageContext) -> None:
-        for hook in self._hooks:
+        for hook in self._on_received:
             try:
                 hook.on_received(ctx)
             except Exception:
                 logger.exception("hook %s.on_received failed", type(hook).__name__)
 
     async def before_runtime(self, ctx: MessageContext) -> None:
-        for hook in self._hooks:
+        for hook in self._before_runtime:
             try:
                 await hook.before_runtime(ctx)
             except Exception:
                 logger.exception("hook %s.before_runtime failed", type(hook).__name__)
 
     def after_runtime(self, ctx: MessageContext, seconds: float, error: str | None) -> None:
-        for hook in self._hooks:
+        for hook in self._after_runtime:
             try:
                 hook.after_runtime(ctx, seconds, error)
             except Exception:
                 logger.exception("hook %s.after_runtime failed", type(hook).__name__)
 
     async def before_publish(self, ctx: MessageContext, succeeded: bool) -> None:
-        for hook in self._hooks:
+        for hook in self._before_publish:
             try:
                 await hook.before_publish(ctx, succeeded)
             except Exception:
@@ -109,14 +120,14 @@ class Hooks:
     def on_sent(
         self, ctx: MessageContext, queue: str, kind: str, size: int, seconds: float
     ) -> None:
-        for hook in self._hooks:
+        for hook in self._on_sent:
             try:
                 hook.on_sent(ctx, queue, kind, size, seconds)
             except Exception:
                 logger.exception("hook %s.on_sent failed", type(hook).__name__)
 
     def on_finished(self, ctx: MessageContext, status: str | None, reason: str | None) -> None:
-        for hook in self._hooks:
+        for hook in self._on_finished:
             try:
                 hook.on_finished(ctx, status, reason)
             except Exception:

@@ -94,11 +94,14 @@ class RabbitMQDelivery(Delivery):
         self.tag: int = deliver.delivery_tag
 
     async def _settle(self, *, ack: bool, requeue: bool) -> None:
-        with translate(f"settling a delivery from {self.queue!r}"):
+        try:
             if ack:
                 await self.channel.basic_ack(self.tag, wait=False)
             else:
                 await self.channel.basic_nack(self.tag, requeue=requeue, wait=False)
+        except FAILURES as exc:  # translate() spelled out: this runs once per message
+            what = f"settling a delivery from {self.queue!r}"
+            raise TransportError(f"{what}: {describe(exc)}") from exc
 
 
 class RabbitMQSubscription(Subscription):
@@ -226,6 +229,7 @@ class RabbitMQSubscription(Subscription):
                 pending = self._buffer.get_nowait()
                 if pending is not None:
                     self._unsettled.discard(pending)
+                    pending.on_settled = None  # handled here: no close() scheduled by _settled
                     with contextlib.suppress(TransportError):
                         await pending.nack(requeue=True)
             self._end()
