@@ -90,22 +90,17 @@ class RuntimeClient:
             await self._connect(loop, sock)
             try:
                 await self._send(loop, sock, pack_frame(body))
-                async with asyncio.timeout(None) as deadline:
-
-                    def start_clock(ended: asyncio.Future[bool] | None) -> None:
-                        # The runtime turns to this request once the call ahead has ended.
-                        extra = self.recovery if ended is not None and ended.result() else 0.0
-                        deadline.reschedule(loop.time() + self.timeout + extra)
-
-                    if ahead is None or ahead.done():
-                        start_clock(ahead)
-                    else:
-                        ahead.add_done_callback(start_clock)
-                    try:
-                        response = await self._receive(loop, sock)
-                    finally:
-                        if ahead is not None:
-                            ahead.remove_done_callback(start_clock)
+                budget = self.timeout
+                if ahead is not None:
+                    if not ahead.done():
+                        # The runtime is still busy with that one. (Waiting here rather than
+                        # reading at once: by the time it ends, this response is often there
+                        # already, and the read needs no trip through the selector.)
+                        await asyncio.shield(ahead)
+                    if ahead.result():
+                        budget += self.recovery
+                async with asyncio.timeout(budget):
+                    response = await self._receive(loop, sock)
             except RuntimeCrashed as exc:
                 if exc.received == 0 and not await self.probe():
                     # Closed unanswered and nobody listens any more: the runtime stopped (its
