@@ -192,7 +192,8 @@ class Driver:
             result.append((arrived - started) * 1000)
         return result
 
-    async def close(self, delete: Sequence[str] = ()) -> None:
+    async def close(self, delete: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
+        """Delete this run's queues (and ``delete``) and exchanges (and ``exchanges``)."""
         if self._connection is None:
             return
         with contextlib.suppress(Exception):
@@ -202,8 +203,9 @@ class Driver:
             for name in {*self._queues, *delete}:
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name)
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(self.exchange_name)
+            for exchange in (self.exchange_name, *exchanges):
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(exchange)
         await self._connection.close()
 
 

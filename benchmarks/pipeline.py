@@ -213,7 +213,7 @@ async def measure_celery(args: argparse.Namespace, at_least_once: bool) -> Resul
         )
     finally:
         children.stop_all()
-        await driver.close(delete=[task_queue])
+        await driver.close(delete=[task_queue], exchanges=[task_queue])  # kombu's exchange
         tasks_module = sys.modules.pop("asya_celery_bench", None)
         if tasks_module is not None:
             tasks_module.app.close()
