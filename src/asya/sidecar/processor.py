@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 #: After an abandoned (timed-out) call: the runtime's 1 s grace plus its worker replacement.
 TIMEOUT_RECOVERY_PAUSE = 2.0
+#: A message that could not be finished (its results were refused, or a bug) is held this long
+#: before it is requeued, doubling with each such failure in a row up to the maximum: a broker
+#: that keeps refusing, or a message that keeps failing, must not become a hot redelivery loop.
+REQUEUE_HOLD_FIRST = 0.5
+REQUEUE_HOLD_MAX = 30.0
 
 # messages_processed_total statuses
 SUCCESS = "success"
@@ -82,6 +87,7 @@ class Processor:
         )
         self._failure_kind = router.DEAD_LETTER if self._terminal else router.ERROR_END
         self._own_queues = frozenset(settings.own_queues)
+        self._failures_in_a_row = 0
 
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
@@ -90,18 +96,31 @@ class Processor:
         self._hooks.on_received(ctx)
         try:
             async with settling(delivery) as settlement:
-                await self._process(ctx, settlement, outcome)
-        except TransportError as exc:
-            logger.error("publishing failed, message requeued: %s", exc)
-            outcome.status, outcome.reason = None, "publish_failed"
+                try:
+                    await self._process(ctx, settlement, outcome)
+                except Exception as exc:
+                    outcome.status = None
+                    hold = self._next_requeue_hold()
+                    if isinstance(exc, TransportError):
+                        outcome.reason = "publish_failed"
+                        logger.error("publishing failed, message requeued in %.1f s: %s", hold, exc)
+                    else:
+                        outcome.reason = "internal_error"
+                        logger.exception("unexpected error; message requeued in %.1f s", hold)
+                    await asyncio.sleep(hold)
+                    settlement.requeue = True
+                else:
+                    self._failures_in_a_row = 0
         except asyncio.CancelledError:
             outcome.status = None
             raise
-        except Exception:
-            logger.exception("unexpected error while processing a message; requeued")
-            outcome.status, outcome.reason = None, "internal_error"
         finally:
             self._hooks.on_finished(ctx, outcome.status, outcome.reason)
+
+    def _next_requeue_hold(self) -> float:
+        hold: float = REQUEUE_HOLD_FIRST * 2.0 ** min(self._failures_in_a_row, 10)
+        self._failures_in_a_row += 1
+        return min(hold, REQUEUE_HOLD_MAX)
 
     async def _process(self, ctx: MessageContext, settlement: Settlement, outcome: Outcome) -> None:
         # 1. Parse.

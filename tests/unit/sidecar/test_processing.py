@@ -445,6 +445,24 @@ async def test_a_failed_publish_requeues_the_input_and_loses_nothing(harness: Ha
     assert await harness.depth("error-end") == 0
 
 
+async def test_a_broker_that_keeps_refusing_is_not_hammered_and_nothing_is_lost(
+    harness: Harness,
+) -> None:
+    from asya.sidecar.main import Sidecar
+
+    transport = FailingPublishes(harness.settings.transport_url[len("memory://") :], failures=3)
+    harness.sidecar = Sidecar(harness.settings, transport=transport)
+    harness.task = asyncio.create_task(harness.sidecar.run())
+    await harness.send(make_message(["step-a", "step-b"], job_id="j14"))
+
+    await asyncio.sleep(1.0)  # held 0.5 s, then 1 s, before each redelivery
+    assert len(harness.runtime.requests) <= 2, "a refused publish must not be retried at once"
+    out = await harness.take("step-b", within=10)  # after holds of 0.5 + 1 + 2 s
+    assert out["job_id"] == "j14"
+    assert len(harness.runtime.requests) == 4
+    assert await harness.depth("error-end") == 0
+
+
 class SlowPublishes(MemoryTransport):
     """A memory transport whose publishes take ``delay`` seconds, like a distant broker."""
 
