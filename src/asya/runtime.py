@@ -554,6 +554,7 @@ def release_memory(code: str, cuda_cleanup: bool) -> None:
         torch = sys.modules.get("torch")
         if torch is None:
             return
+        gc.collect()  # tensors held only by reference cycles, before the cache is emptied
         try:
             torch.cuda.empty_cache()
             logger.info("CUDA out of memory: emptied torch's CUDA cache")
@@ -764,15 +765,19 @@ def process_request(
         outputs = call(argument)
     except BaseException as exc:  # the handler's failure is an answer, never a crash
         code = classify_exception(exc, config.oom_detection)
-        release_memory(code, config.cuda_cleanup)
         logger.error("handler raised %s: %s (%s)", type(exc).__name__, exception_text(exc), code)
         logger.debug("handler traceback", exc_info=exc)
-        return exception_response(code, exc)
-    try:
-        return shape_outputs(message, outputs, config.mode, config.validation)
-    except OutputError as exc:
-        logger.error("handler output refused: %s", exc)
-        return exception_response(PROCESSING_ERROR, exc)
+        response = exception_response(code, exc)
+    else:
+        try:
+            return shape_outputs(message, outputs, config.mode, config.validation)
+        except OutputError as exc:
+            logger.error("handler output refused: %s", exc)
+            return exception_response(PROCESSING_ERROR, exc)
+    # Only now: the exception's traceback kept the failed call's frames alive, and with them
+    # whatever they held (the tensors of a step that ran out of CUDA memory).
+    release_memory(code, config.cuda_cleanup)
+    return response
 
 
 # ---------------------------------------------------------------------------------------------
