@@ -17,6 +17,7 @@ import itertools
 import os
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from benchmarks._amqp import (
@@ -85,6 +86,33 @@ class CpuMeter:
         return f"{used / count * 1e6:.0f}" if used > 0 else "-"
 
 
+async def measure_started(
+    name: str,
+    driver: Driver,
+    children: Children,
+    args: argparse.Namespace,
+    send: Callable[[], Awaitable[None]],
+    *,
+    seconds_per_message: float,
+    before_latencies: Callable[[], Awaitable[None]] | None = None,
+) -> Result:
+    """Throughput and CPU over the preloaded messages, then one-at-a-time latencies."""
+    cpu = CpuMeter(children)
+    seconds, _ = await driver.throughput(
+        args.messages, within=120 + args.messages * seconds_per_message, on_first=cpu.start
+    )
+    cpu_us = cpu.per_message(args.messages - 1)
+    if before_latencies is not None:
+        await before_latencies()
+    return Result(
+        name=name,
+        count=args.messages - 1,
+        seconds=seconds,
+        latencies_ms=await driver.latencies(send, args.latency_samples),
+        extra={"cpu µs/msg": cpu_us},
+    )
+
+
 async def measure_asya(args: argparse.Namespace) -> Result:
     prefix = unique_prefix("pipeline")
     steps = [f"{prefix}-s1", f"{prefix}-s2", f"{prefix}-s3"]
@@ -97,23 +125,19 @@ async def measure_asya(args: argparse.Namespace) -> Result:
         await driver.preload(steps[0], body, args.messages)
         for queue in steps:
             children.start_actor(queue, prefix, args.prefetch, prefix)
-        cpu = CpuMeter(children)
-        seconds, _ = await driver.throughput(
-            args.messages, within=120 + args.messages / 50, on_first=cpu.start
-        )
-        cpu_us = cpu.per_message(args.messages - 1)
-        for queue in steps:
-            await wait_for_consumers(driver, queue, 1)
-        latencies = await driver.latencies(
+
+        async def all_consuming() -> None:
+            for queue in steps:
+                await wait_for_consumers(driver, queue, 1)
+
+        return await measure_started(
+            f"asya: 3 actors (prefetch {args.prefetch})",
+            driver,
+            children,
+            args,
             lambda: driver.publish_raw(steps[0], body, default_exchange=False),
-            args.latency_samples,
-        )
-        return Result(
-            name=f"asya: 3 actors (prefetch {args.prefetch})",
-            count=args.messages - 1,
-            seconds=seconds,
-            latencies_ms=latencies,
-            extra={"cpu µs/msg": cpu_us},
+            seconds_per_message=1 / 50,
+            before_latencies=all_consuming,
         )
     finally:
         children.stop_all()
@@ -136,21 +160,13 @@ async def measure_bare_chain(args: argparse.Namespace) -> Result:
                 [sys.executable, script, AMQP_URL, prefix, source, destination, str(args.prefetch)],
                 child_env(),
             )
-        cpu = CpuMeter(children)
-        seconds, _ = await driver.throughput(
-            args.messages, within=120 + args.messages / 50, on_first=cpu.start
-        )
-        cpu_us = cpu.per_message(args.messages - 1)
-        latencies = await driver.latencies(
+        return await measure_started(
+            f"bare aio-pika: 3 chained relays (prefetch {args.prefetch})",
+            driver,
+            children,
+            args,
             lambda: driver.publish_raw(hops[0], body, default_exchange=False),
-            args.latency_samples,
-        )
-        return Result(
-            name=f"bare aio-pika: 3 chained relays (prefetch {args.prefetch})",
-            count=args.messages - 1,
-            seconds=seconds,
-            latencies_ms=latencies,
-            extra={"cpu µs/msg": cpu_us},
+            seconds_per_message=1 / 50,
         )
     finally:
         children.stop_all()
@@ -193,23 +209,18 @@ async def measure_celery(args: argparse.Namespace, at_least_once: bool) -> Resul
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env,
         )  # fmt: skip
-        cpu = CpuMeter(children)
-        seconds, _ = await driver.throughput(
-            args.messages, within=120 + args.messages / 20, on_first=cpu.start
-        )
-        cpu_us = cpu.per_message(args.messages - 1)
 
         async def send_async() -> None:
             await asyncio.to_thread(send)
 
-        latencies = await driver.latencies(send_async, args.latency_samples)
         mode = "acks_late + confirms" if at_least_once else "defaults"
-        return Result(
-            name=f"celery: 3-task chain, 3 processes, {mode}",
-            count=args.messages - 1,
-            seconds=seconds,
-            latencies_ms=latencies,
-            extra={"cpu µs/msg": cpu_us},
+        return await measure_started(
+            f"celery: 3-task chain, 3 processes, {mode}",
+            driver,
+            children,
+            args,
+            send_async,
+            seconds_per_message=1 / 20,
         )
     finally:
         children.stop_all()
