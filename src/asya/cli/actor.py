@@ -25,8 +25,8 @@ from typing import Any
 
 import click
 
+from asya.envconfig import parse_duration
 from asya.logconfig import configure_logging
-from asya.runtime import parse_duration
 
 logger = logging.getLogger("asya.actor")
 

@@ -25,12 +25,11 @@ from urllib.parse import unquote, urlsplit
 
 import click
 
+from asya.envconfig import DEFAULT_TRANSPORT_URL, Env
 from asya.errors import TransportError
 from asya.logconfig import configure_logging
 from asya.transports import open_transport, redact_url
 from asya.transports.topology import Topology, TopologyError, apply_topology, parse_definitions
-
-DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
 
 
 @click.group()
@@ -52,13 +51,17 @@ def queues() -> None:
 def apply(file: Path, url: str | None, exchange: str | None) -> None:
     """Declare the exchanges, queues and bindings described in FILE (idempotent)."""
     configure_logging("queues")
-    url = url or _env("ASYA_TRANSPORT_URL") or _env("ASYA_RABBITMQ_URL")
-    topology, notes, file_url = _load(file, url or DEFAULT_URL, exchange)
-    url = url or file_url or DEFAULT_URL
+    env = Env(os.environ)
+    from_env = env.transport_url(default=None)
+    url = url or (from_env.url if from_env else None)
+    topology, notes, file_url = _load(file, url or DEFAULT_TRANSPORT_URL, exchange)
+    url = url or file_url or DEFAULT_TRANSPORT_URL
     for note in notes:
         click.echo(f"skipped {note}")
     try:
-        transport = open_transport(url, exchange=exchange or _exchange_default())
+        transport = open_transport(
+            url, exchange=exchange or env.get_str("ASYA_RABBITMQ_EXCHANGE", "asya")
+        )
     except ValueError as exc:
         _fail(f"--url: {exc}", code=2)
 
@@ -82,14 +85,6 @@ def apply(file: Path, url: str | None, exchange: str | None) -> None:
         f"applied {file} to {redact_url(url)}: {declared['exchange']} exchange(s), "
         f"{declared['queue']} queue(s), {declared['binding']} binding(s)"
     )
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def _exchange_default() -> str:
-    return _env("ASYA_RABBITMQ_EXCHANGE") or "asya"
 
 
 def _fail(message: str, *, code: int) -> NoReturn:

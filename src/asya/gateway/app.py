@@ -90,7 +90,7 @@ def create_app(
     )
     publisher = Publisher(
         [transport] if transport is not None else _default_transports(settings),
-        settings.pool_size,
+        settings.publish_concurrency,
     )
     service = JobService(store, hub, publisher, metrics)
     auth = Auth(settings.api_keys, settings.actor_token)

@@ -33,13 +33,13 @@ def job_message(job: Job) -> dict[str, Any]:
 
 
 class Publisher:
-    def __init__(self, transports: Transport | Sequence[Transport], pool_size: int = 20) -> None:
+    def __init__(self, transports: Transport | Sequence[Transport], concurrency: int = 20) -> None:
         lanes = [transports] if isinstance(transports, Transport) else list(transports)
         if not lanes:
             raise ValueError("the publisher needs at least one transport")
         self.lanes = lanes
         self._in_flight = [0] * len(lanes)
-        self._slots = asyncio.Semaphore(pool_size)
+        self._slots = asyncio.Semaphore(concurrency)
 
     @property
     def transport(self) -> Transport:

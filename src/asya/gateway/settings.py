@@ -10,11 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from asya.envconfig import Env
+from asya.envconfig import DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///.asya/jobs.db"
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 _DATABASE_SCHEMES = ("postgres://", "postgresql://", "sqlite://")
 
@@ -25,9 +24,9 @@ class GatewaySettings:
     port: int = 8080
     config_path: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
-    transport_url: str = DEFAULT_RABBITMQ_URL
+    transport_url: str = DEFAULT_TRANSPORT_URL
     exchange: str = "asya"
-    pool_size: int = 20
+    publish_concurrency: int = 20
     database_pool_size: int = 20
     database_max_overflow: int = 0
     publish_connections: int = 4
@@ -52,9 +51,7 @@ class GatewaySettings:
                 "ASYA_DATABASE_URL",
                 f"unsupported URL {database_url!r} (use postgresql://… or sqlite:///path)",
             )
-        transport_url = env.get_optional_str("ASYA_TRANSPORT_URL") or env.get_str(
-            "ASYA_RABBITMQ_URL", DEFAULT_RABBITMQ_URL
-        )
+        transport_url, transport_variable = env.transport_url()
         keys = env.get_optional_str("ASYA_GATEWAY_API_KEYS") or ""
         sse_keepalive = env.get_duration("ASYA_GATEWAY_SSE_KEEPALIVE", 15.0)
         if sse_keepalive <= 0:
@@ -69,7 +66,7 @@ class GatewaySettings:
             database_url=database_url,
             transport_url=transport_url,
             exchange=env.get_str("ASYA_RABBITMQ_EXCHANGE", "asya"),
-            pool_size=env.get_int("ASYA_RABBITMQ_POOL_SIZE", 20, minimum=1),
+            publish_concurrency=env.get_int("ASYA_RABBITMQ_POOL_SIZE", 20, minimum=1),
             database_pool_size=env.get_int("ASYA_DATABASE_POOL_SIZE", 20, minimum=1),
             database_max_overflow=env.get_int("ASYA_DATABASE_MAX_OVERFLOW", 0, minimum=0),
             publish_connections=env.get_int("ASYA_GATEWAY_PUBLISH_CONNECTIONS", 4, minimum=1),
@@ -80,7 +77,5 @@ class GatewaySettings:
             auto_migrate=env.get_bool("ASYA_DB_AUTO_MIGRATE", True),
             sse_keepalive=sse_keepalive,
             sweep_interval=sweep_interval,
-            transport_variable="ASYA_TRANSPORT_URL"
-            if env.get_optional_str("ASYA_TRANSPORT_URL")
-            else "ASYA_RABBITMQ_URL",
+            transport_variable=transport_variable,
         )

@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from asya.runtime import parse_bool
+from asya.envconfig import parse_bool
 
 JsonObject = dict[str, Any]
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asya.envconfig import format_duration
 from asya.errors import TransportError, UnroutableError
 from asya.message import (
     MessageError,
@@ -191,7 +192,7 @@ class Processor:
         except RuntimeTimeout:
             self._hooks.after_runtime(ctx, self._clock() - started, "timeout_error")
             self._gate.lose(TIMEOUT_RECOVERY_PAUSE)
-            timeout = router.format_duration(self._settings.runtime_timeout)
+            timeout = format_duration(self._settings.runtime_timeout)
             return Failure("timeout_error", f"Runtime timeout exceeded ({timeout})", "TimeoutError")
         except RuntimeCrashed as exc:
             self._hooks.after_runtime(ctx, self._clock() - started, "runtime_crashed")

@@ -170,25 +170,3 @@ def error_end_message(
         "failed_step": failed_step,
         "attempts": (attempt_of(message) if message is not None else 0) + 1,
     }
-
-
-def format_duration(seconds: float) -> str:
-    """A duration as Go prints it (``5s``, ``300ms``, ``1m30s``, ``5m0s``), as in the original's
-    "Runtime timeout exceeded (5s)"."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 1:
-        millis = seconds * 1000
-        return f"{_trim(millis)}ms" if millis >= 1 else f"{_trim(seconds * 1e6)}µs"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{_trim(secs)}s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text
-
-
-def _trim(value: float) -> str:
-    return f"{value:.9f}".rstrip("0").rstrip(".")

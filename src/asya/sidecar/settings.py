@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from asya.envconfig import Env
+from asya.envconfig import DEFAULT_SOCKET_PATH, DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
 from asya.sidecar.router import DEAD_LETTER_QUEUE
 
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 TERMINAL_DEFAULT_MAX_RETRIES = 5
 _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,10 +36,10 @@ class CustomMetric:
 @dataclass(frozen=True)
 class SidecarSettings:
     queue_name: str
-    transport_url: str = DEFAULT_RABBITMQ_URL
+    transport_url: str = DEFAULT_TRANSPORT_URL
     exchange: str = "asya"
     prefetch: int = 1
-    socket_path: str = "/tmp/sockets/app.sock"
+    socket_path: str = DEFAULT_SOCKET_PATH
     runtime_timeout: float = 300.0
     happy_end_queue: str = "happy-end"
     error_end_queue: str = "error-end"
@@ -76,11 +75,7 @@ class SidecarSettings:
         env = Env(environ)
         queue_name = env.required("ASYA_QUEUE_NAME")
         is_terminal = env.get_bool("ASYA_IS_TERMINAL", False)
-        transport_url = env.get_optional_str("ASYA_TRANSPORT_URL")
-        transport_variable = "ASYA_TRANSPORT_URL"
-        if transport_url is None:
-            transport_url = env.get_str("ASYA_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-            transport_variable = "ASYA_RABBITMQ_URL"
+        transport_url, transport_variable = env.transport_url()
         _check_transport_url(transport_variable, transport_url)
         runtime_timeout = env.get_duration("ASYA_RUNTIME_TIMEOUT", 300.0)
         if runtime_timeout <= 0:
@@ -103,7 +98,7 @@ class SidecarSettings:
             transport_url=transport_url,
             exchange=env.get_str("ASYA_RABBITMQ_EXCHANGE", "asya"),
             prefetch=env.get_int("ASYA_RABBITMQ_PREFETCH", 1, minimum=1),
-            socket_path=env.get_str("ASYA_SOCKET_PATH", "/tmp/sockets/app.sock"),
+            socket_path=env.get_str("ASYA_SOCKET_PATH", DEFAULT_SOCKET_PATH),
             runtime_timeout=runtime_timeout,
             happy_end_queue=env.get_str("ASYA_STEP_HAPPY_END", "happy-end"),
             error_end_queue=env.get_str("ASYA_STEP_ERROR_END", "error-end"),

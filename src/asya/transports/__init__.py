@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from asya.runtime import parse_duration
+from asya.envconfig import to_seconds
 from asya.transports.base import IncomingMessage, Subscription, Transport
 
 __all__ = ["IncomingMessage", "Subscription", "Transport", "open_transport", "redact_url"]
@@ -62,13 +62,8 @@ def _check_options(options: Mapping[str, Any], allowed: tuple[str, ...], kind: s
 
 
 def _duration(name: str, value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-        if seconds < 0:
-            raise ValueError(f"{name} must not be negative, got {value}")
-        return seconds
     try:
-        return parse_duration(str(value))
+        return to_seconds(value)
     except ValueError as exc:
         raise ValueError(f"transport option {name}: {exc}") from None
 

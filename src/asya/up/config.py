@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from asya.runtime import parse_duration
+from asya.envconfig import to_seconds
 from asya.up.model import (
     DATABASE_SCHEMES,
     DEAD_LETTER,
@@ -170,15 +170,11 @@ class _Validator:
         return int(value)
 
     def duration(self, value: Any, path: Path_, *, positive: bool) -> float | None:
-        seconds: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str):
-            try:
-                seconds = parse_duration(value)
-            except ValueError:
-                seconds = None
-        if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        try:
+            seconds = to_seconds(value)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds):
             self.problem(
                 path, f"invalid duration {value!r}: use seconds or Go syntax like 5s, 1m30s"
             )

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from asya.envconfig import format_duration
 from asya.errors import AsyaError
 from asya.transports import open_transport, redact_url
 from asya.transports.base import Transport
@@ -40,10 +41,6 @@ _GATEWAY_READY_TIMEOUT = 90.0
 
 class MeshStartError(AsyaError):
     """The mesh cannot start (broker unreachable, gateway failed, port taken)."""
-
-
-def _go_duration(seconds: float) -> str:
-    return f"{seconds:g}s"
 
 
 class Mesh:
@@ -117,7 +114,7 @@ class Mesh:
         common = self._base_env()
         common.update(actor.env)
         common["ASYA_SOCKET_PATH"] = str(socket_path)
-        common["ASYA_RUNTIME_TIMEOUT"] = _go_duration(actor.timeout)
+        common["ASYA_RUNTIME_TIMEOUT"] = format_duration(actor.timeout)
         runtime_env = dict(common)
         runtime_env["ASYA_HANDLER"] = actor.handler
         runtime_env["ASYA_HANDLER_MODE"] = actor.mode

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from asya.envconfig import parse_bool
 from asya.errors import AsyaError
-from asya.runtime import parse_bool
 from asya.up.supervisor import Child, ChildSpec, LogSink, keep_alive
 
 _SOCKET_POLL = 0.05

@@ -14,7 +14,7 @@ def test_defaults_match_the_spec() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert settings.database_url == "sqlite:///.asya/jobs.db"
     assert settings.transport_url == "amqp://guest:guest@localhost:5672/"
-    assert (settings.exchange, settings.pool_size) == ("asya", 20)
+    assert (settings.exchange, settings.publish_concurrency) == ("asya", 20)
     assert settings.api_keys == ()
     assert settings.actor_token is None
     assert settings.max_body == 10 * 1024 * 1024
@@ -62,7 +62,7 @@ def test_every_variable_is_read() -> None:
     assert settings.database_url == "postgres://db/asya"
     assert settings.transport_url == "sqlite:///q.db"  # ASYA_TRANSPORT_URL wins
     assert settings.transport_variable == "ASYA_TRANSPORT_URL"
-    assert (settings.exchange, settings.pool_size) == ("mine", 5)
+    assert (settings.exchange, settings.publish_concurrency) == ("mine", 5)
     assert settings.api_keys == ("a", "b", "c")
     assert settings.actor_token == "tok"
     assert settings.max_body == 1024

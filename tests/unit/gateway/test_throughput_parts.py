@@ -64,7 +64,7 @@ def lanes() -> list[SlowTransport]:
 
 
 async def test_concurrent_publishes_are_spread_over_every_lane(lanes: list[SlowTransport]) -> None:
-    publisher = Publisher(lanes, pool_size=20)
+    publisher = Publisher(lanes, concurrency=20)
     await publisher.start()
     await asyncio.gather(*(publisher.publish("q", {"n": n}) for n in range(12)))
     assert [len(lane.published) for lane in lanes] == [4, 4, 4]

@@ -1,4 +1,4 @@
-"""Pure routing decisions: outputs, error-end shape, retries, durations."""
+"""Pure routing decisions: outputs, error-end shape, retries."""
 
 from __future__ import annotations
 
@@ -135,11 +135,3 @@ def test_runtime_error_responses_are_recognised() -> None:
     assert (failure.code, failure.recoverable, failure.retry_after) == ("oom_error", True, 30.0)
     assert router.error_in_response([{"payload": 1, "route": {}}]) is None
     assert router.error_in_response([]) is None
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(5, "5s"), (0.3, "300ms"), (90, "1m30s"), (300, "5m0s"), (3600, "1h0m0s"), (1.5, "1.5s")],
-)
-def test_durations_are_written_as_go_writes_them(seconds: float, text: str) -> None:
-    assert router.format_duration(seconds) == text
