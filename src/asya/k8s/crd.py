@@ -65,11 +65,6 @@ def _schema() -> JsonObject:
     return schema
 
 
-def actor_schema() -> JsonObject:
-    """The openAPIV3Schema of ``asya.io/v1alpha1`` AsyncActor (a copy)."""
-    return copy.deepcopy(_schema())
-
-
 def strict_schema(schema: JsonObject) -> JsonObject:
     """The schema with unknown fields refused wherever the CRD does not preserve them."""
     out = {k: v for k, v in schema.items() if not k.startswith("x-kubernetes")}
