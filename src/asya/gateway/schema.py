@@ -57,6 +57,7 @@ jobs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("message", sa.Text),
     sa.Column("final_metadata", JSONType),
+    sa.Column("error_details", JSONType),
     sa.Column("timeout_seconds", sa.Float),
     sa.Column("deadline", UTCDateTime),
     sa.Column("progress_percent", sa.Float, nullable=False, server_default="0"),
@@ -91,5 +92,25 @@ job_updates = sa.Table(
     sa.Column("step", sa.String(255)),
     sa.Column("step_status", sa.String(16)),
     sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column("branch", JSONType),
     sa.PrimaryKeyConstraint("job_id", "sequence", name="pk_job_updates"),
+)
+
+#: One row per fan-out branch of a job (docs/reference/jobs.md): its latest progress while it runs,
+#: its outcome once its final report arrives. ``path`` is the canonical key ``"i/n.i/n"``.
+job_branches = sa.Table(
+    "job_branches",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("branch", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress_percent", sa.Float, nullable=False, server_default="0"),
+    sa.Column("result", JSONType),
+    sa.Column("error", sa.Text),
+    sa.Column("error_details", JSONType),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "path", name="pk_job_branches"),
 )
