@@ -27,6 +27,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 lint: install
+	bash scripts/check-file-sizes.sh
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/lint-imports --no-cache

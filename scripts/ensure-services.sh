@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the services the test suites use answer: PostgreSQL (127.0.0.1:5432) and
-# RabbitMQ (127.0.0.1:5672). A service that is down is started with the commands of SPEC §13;
+# RabbitMQ (127.0.0.1:5672). A service that is down is started with the commands of docs/contributing.md#services;
 # one that cannot be started stops the run with a message saying what to do.
 set -u
 

@@ -1,6 +1,7 @@
 """Fixtures shared by every suite.
 
-Services are the machine's real ones (SPEC §13; ``make test`` starts any that is down). Every
+Services are the machine's real ones (docs/contributing.md#services; ``make test`` starts any that
+is down). Every
 run uses names of its own — a RabbitMQ exchange/queue prefix, a fresh PostgreSQL database — and
 removes them afterwards, so concurrent runs on one machine never collide.
 """
@@ -24,7 +25,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # ASYA_LOG_LEVEL is honoured by the suites (SPEC §11): it sets the level of the records that
+    # ASYA_LOG_LEVEL is honoured by the suites (docs/contributing.md#services): it sets the level of
+    # the records that
     # pytest captures and shows for a failing test; child processes inherit the variable.
     level = (os.environ.get("ASYA_LOG_LEVEL") or "INFO").upper()
     logging.getLogger().setLevel(level if level in LEVELS else "INFO")
@@ -56,7 +58,8 @@ def rabbitmq_url() -> str:
     """The machine's RabbitMQ; fails loudly (never skips) when it does not answer."""
     if not _port_answers(5672):
         pytest.fail(
-            "RabbitMQ does not answer on 127.0.0.1:5672: run `make services` (SPEC §13)",
+            "RabbitMQ does not answer on 127.0.0.1:5672: run `make services` "
+            "(docs/contributing.md#services)",
             pytrace=False,
         )
     return RABBITMQ_URL
@@ -71,7 +74,8 @@ def postgres_url(run_id: str) -> Iterator[str]:
 
     if not _port_answers(5432):
         pytest.fail(
-            "PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (SPEC §13)",
+            "PostgreSQL does not answer on 127.0.0.1:5432: run `make services` "
+            "(docs/contributing.md#services)",
             pytrace=False,
         )
     name = f"asya_test_{run_id}"

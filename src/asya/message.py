@@ -1,4 +1,5 @@
-"""The queue message (SPEC §2): parsing, route validation and the fields actors read.
+"""The queue message (docs/reference/message.md): parsing, route validation and the fields actors
+read.
 
 A message is a JSON object ``{"job_id"?, "route": {"steps", "current", "metadata"?},
 "payload", ...}``. These helpers work on the decoded ``dict`` and never drop unknown fields, so

@@ -143,7 +143,8 @@ class RuntimeConfig(NamedTuple):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RuntimeConfig:
-        """Parse SPEC §3's variables; RuntimeConfigError names the first bad one."""
+        """Parse the variables (docs/reference/runtime-protocol.md#environment); RuntimeConfigError
+        names the first bad one."""
         handler = env_value(environ, "ASYA_HANDLER")
         if handler is None:
             raise RuntimeConfigError(
@@ -392,7 +393,8 @@ def _waiting(conn: socket.socket, timeout: float) -> socket.socket:
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation (SPEC §3); the sidecar imports validate_request to judge messages the same way
+# Validation (docs/reference/runtime-protocol.md#validation); the sidecar imports
+# validate_request to judge messages the same way
 # ---------------------------------------------------------------------------------------------
 
 ROUTE_REWRITE_MESSAGE = "an actor cannot rewrite the route behind it"
@@ -565,7 +567,8 @@ def release_memory(code: str, cuda_cleanup: bool) -> None:
 def shape_outputs(
     message: Any, outputs: list[Any], mode: str, validation: bool
 ) -> list[dict[str, Any]]:
-    """Turn handler results into response objects (SPEC §3 "Output fields").
+    """Turn handler results into response objects
+    (docs/reference/runtime-protocol.md#output-fields).
 
     Payload mode: the input's top-level fields with ``payload`` replaced. Message mode: the
     returned object, with any input field it left out copied over; with validation on, the
@@ -595,7 +598,8 @@ class OutputError(ValueError):
 
 
 class ValidationError(ValueError):
-    """A request that fails SPEC §3's validation (answered with ``msg_parsing_error``)."""
+    """A request that fails validation (docs/reference/runtime-protocol.md#validation) (answered
+    with ``msg_parsing_error``)."""
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,7 +1,9 @@
 """``asya actor``: one runtime and one sidecar as supervised child processes.
 
 The two children share a private socket path (a fresh temporary folder) and get this process's
-whole environment, with the flags layered on top, so every SPEC §3/§4 variable works here too.
+whole environment, with the flags layered on top, so every runtime and sidecar variable
+(docs/reference/runtime-protocol.md#environment, docs/reference/sidecar.md#environment) works
+here too.
 
 Supervision is deliberately simple: SIGTERM/SIGINT drains the sidecar first (it finishes its
 in-flight messages), then stops the runtime, and exits 0. If either child dies on its own the

@@ -1,7 +1,8 @@
 """``asya bench [NAME] [ARGS...]``: run the benchmarks kept in the repository's ``benchmarks/``.
 
 Each ``benchmarks/<name>.py`` defines ``main(argv: list[str]) -> int`` and prints its results as
-a table with its comparison run beside it (SPEC §12). Without a name every benchmark runs.
+a table with its comparison run beside it (docs/reference/cli.md#asya-bench). Without a name every
+benchmark runs.
 ``--vs celery`` compares against Celery; only the pipeline benchmark has that comparison, so it
 alone runs.
 """

@@ -1,4 +1,5 @@
-"""``asya call``, ``asya jobs`` and ``asya tools``: the terminal client of the gateway (SPEC §9).
+"""``asya call``, ``asya jobs`` and ``asya tools``: the terminal client of the gateway
+(docs/reference/cli.md#asya-call).
 
 Exit codes: 0 the job Succeeded (or the query worked), 1 the job Failed (error on stderr),
 2 a usage error (unknown tool, missing or mistyped argument: the tool's parameters are listed),

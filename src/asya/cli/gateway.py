@@ -1,8 +1,8 @@
 """``asya gateway`` (serve) and ``asya gateway migrate`` (apply the database migrations).
 
-Configured by the SPEC §6 environment variables; ``--host``/``--port`` override them. A bad
-setting or tools file exits 2 naming what to fix; a failed start (database down) exits 1; a
-graceful SIGTERM/SIGINT exits 0.
+Configured by the environment (docs/reference/gateway-api.md#environment); ``--host``/``--port``
+override them. A bad setting or tools file exits 2 naming what to fix; a failed start (database
+down) exits 1; a graceful SIGTERM/SIGINT exits 0.
 """
 
 from __future__ import annotations

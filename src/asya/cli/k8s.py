@@ -1,4 +1,5 @@
-"""``asya operator`` and ``asya k8s``: the Kubernetes side of Asya (SPEC §10)."""
+"""``asya operator`` and ``asya k8s``: the Kubernetes side of Asya
+(docs/reference/asyncactor.md)."""
 
 from __future__ import annotations
 

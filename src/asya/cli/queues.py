@@ -5,8 +5,9 @@ or an asya.yaml (every actor's queue plus happy-end, error-end and asya-dead-let
 the exchange by name). Applying twice changes nothing.
 
 The broker: ``--url``, else ``ASYA_TRANSPORT_URL``, else ``ASYA_RABBITMQ_URL``, else the
-``transport`` an asya.yaml names (SPEC §8: default ``sqlite:///.asya/queues.db`` beside it),
-else ``amqp://guest:guest@localhost:5672/`` (SPEC §4).
+``transport`` an asya.yaml names (docs/reference/asya-yaml.md#keys: default
+``sqlite:///.asya/queues.db`` beside it), else ``amqp://guest:guest@localhost:5672/``
+(docs/reference/sidecar.md#environment).
 
 Exit codes: 0 declared, 1 the broker refused or could not be reached, 2 the file is unreadable
 or invalid.

@@ -1,4 +1,5 @@
-"""``asya sidecar``: consume one queue, call the runtime, route results (SPEC §4)."""
+"""``asya sidecar``: consume one queue, call the runtime, route results
+(docs/reference/sidecar.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import click
 
 @click.command()
 def sidecar() -> None:
-    """Run the sidecar, configured only by ASYA_* environment variables (SPEC §4).
+    """Run the sidecar, configured only by ASYA_* environment variables
+    (docs/reference/sidecar.md#environment).
 
     Required: ASYA_QUEUE_NAME. A missing or malformed variable exits with code 2 naming it.
     """

@@ -1,4 +1,4 @@
-"""``asya up [-f asya.yaml]``: run a whole pipeline on this machine (SPEC §8).
+"""``asya up [-f asya.yaml]``: run a whole pipeline on this machine (docs/reference/asya-yaml.md).
 
 Exit codes: 0 after a graceful stop (Ctrl-C / SIGTERM), 1 when the mesh cannot start (broker
 unreachable, gateway failed, port in use), 2 when asya.yaml is invalid.

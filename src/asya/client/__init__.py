@@ -1,1 +1,2 @@
-"""The terminal client of the gateway (SPEC §9): arguments, the HTTP/SSE client, progress."""
+"""The terminal client of the gateway (docs/reference/cli.md#asya-call): arguments, the HTTP/SSE
+client, progress."""

@@ -1,4 +1,5 @@
-"""A small synchronous client of the gateway's REST API and job stream (SPEC §6).
+"""A small synchronous client of the gateway's REST API and job stream
+(docs/reference/gateway-api.md#rest-endpoints).
 
 Failures are sorted by what the user should do: ``GatewayUnreachable`` (start the gateway or
 fix the URL: exit 3), ``GatewayRefused`` (fix the request: the gateway's own error text), and

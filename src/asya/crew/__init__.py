@@ -1,4 +1,4 @@
-"""The crew: terminal actors that record how each job ended (SPEC §7).
+"""The crew: terminal actors that record how each job ended (docs/reference/crew.md).
 
 ``asya.crew.happy_end.handle`` and ``asya.crew.error_end.handle`` are runtime handlers (message
 mode, validation off, behind a terminal sidecar); see ``docs/crew.md``.

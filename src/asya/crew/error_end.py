@@ -1,4 +1,5 @@
-"""error-end: the terminal actor for messages that failed (SPEC §4 error-end shape, §7).
+"""error-end: the terminal actor for messages that failed
+(docs/reference/message.md#error-end-message, docs/reference/crew.md).
 
 Run with ``ASYA_HANDLER=asya.crew.error_end.handle`` in message mode, validation off (a failed
 message may carry a broken route), behind a terminal sidecar. Persists the message under the

@@ -1,4 +1,4 @@
-"""happy-end: the terminal actor for messages that finished their route (SPEC §7).
+"""happy-end: the terminal actor for messages that finished their route (docs/reference/crew.md).
 
 Run with ``ASYA_HANDLER=asya.crew.happy_end.handle`` in message mode, validation off, behind a
 terminal sidecar. Persists the message to S3 when configured, then reports

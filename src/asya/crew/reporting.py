@@ -1,4 +1,5 @@
-"""Reporting a job's outcome to the gateway: ``POST /jobs/{id}/final`` (SPEC §6, §7).
+"""Reporting a job's outcome to the gateway: ``POST /jobs/{id}/final``
+(docs/reference/crew.md#handlers).
 
 A report is retried a few times with exponential backoff when the gateway cannot be reached or
 answers 5xx/408/429. When it still fails, :class:`ReportError` is raised out of the handler: the

@@ -1,4 +1,5 @@
-"""Crew settings, read once per runtime worker from the ``ASYA_*`` environment (SPEC §7).
+"""Crew settings, read once per runtime worker from the ``ASYA_*`` environment
+(docs/reference/crew.md#environment).
 
 The crew runs inside a runtime worker, so there is no CLI to pass flags through: everything is
 an environment variable, parsed here into frozen dataclasses so a bad value fails loudly (with

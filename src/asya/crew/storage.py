@@ -1,4 +1,5 @@
-"""Persisting outcomes to S3 or MinIO (SPEC §7), so a result outlives the job's database row.
+"""Persisting outcomes to S3 or MinIO (docs/reference/crew.md#storage-layout), so a result outlives
+the job's database row.
 
 Objects are laid out ``{prefix}{YYYY-MM-DD}/{HH}/{step}/{job_id}.json`` (UTC): browsable by hour
 and by the step that produced them. boto3 is imported only when a bucket is configured, so the

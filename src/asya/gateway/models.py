@@ -1,4 +1,4 @@
-"""The job and job-update records as the API shows them (SPEC §6)."""
+"""The job and job-update records as the API shows them (docs/reference/jobs.md#fields)."""
 
 from __future__ import annotations
 

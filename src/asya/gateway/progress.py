@@ -1,4 +1,5 @@
-"""Progress arithmetic (SPEC §6), kept pure so the formula is tested on its own.
+"""Progress arithmetic (docs/reference/jobs.md#progress), kept pure so the formula is tested on its
+own.
 
 ``percent = (step_index * 100 + weight) / total_steps`` with weights received 10, processing 50,
 completed 100, clamped to [0, 100]. The "never lower" rule is applied by the store inside the

@@ -1,4 +1,5 @@
-"""Publishing a new job's message to the first actor of its route (SPEC §2 shape).
+"""Publishing a new job's message to the first actor of its route
+(docs/reference/message.md#fields).
 
 The transport is opened at start but a broker that is down then does not stop the gateway:
 ``/ready`` reports it and each publish tries to connect again. ``ASYA_RABBITMQ_POOL_SIZE``

@@ -1,4 +1,5 @@
-"""The REST endpoints of SPEC §6, thin: parse, authorise, call the job service, answer."""
+"""The REST endpoints (docs/reference/gateway-api.md#rest-endpoints), thin: parse, authorise, call
+the job service, answer."""
 
 from __future__ import annotations
 

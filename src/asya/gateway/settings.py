@@ -1,4 +1,4 @@
-"""Gateway settings, read once from the SPEC §6 environment variables.
+"""Gateway settings, read once from the environment (docs/reference/gateway-api.md#environment).
 
 Every value is parsed and checked here so a bad deployment fails at start with the name of the
 variable to fix (exit 2), instead of at the first request.

@@ -1,4 +1,5 @@
-"""Server-sent events for one job (SPEC §6): status, replay, live updates, close when terminal.
+"""Server-sent events for one job (docs/reference/gateway-api.md#sse): status, replay, live updates,
+close when terminal.
 
 The stream subscribes to the in-process hub *before* reading the job and its updates from the
 database, so nothing published in between is missed; updates seen twice (replay and live) are

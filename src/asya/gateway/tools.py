@@ -178,7 +178,7 @@ def _route(tool: str, value: Any, templates: Mapping[str, list[str]]) -> tuple[s
 
 
 def parse_tools(document: Any) -> ToolRegistry:
-    """Build the registry from a parsed tools file (see SPEC §6)."""
+    """Build the registry from a parsed tools file (docs/reference/gateway-api.md#tools-file)."""
     if document is None:
         document = {}
     if not isinstance(document, Mapping):

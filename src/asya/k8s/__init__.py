@@ -1,4 +1,4 @@
-"""Asya on Kubernetes (SPEC §10): the AsyncActor resource and its operator.
+"""Asya on Kubernetes (docs/reference/asyncactor.md): the AsyncActor resource and its operator.
 
 ``crd`` holds the resource definition and validates actors off-cluster; ``render`` turns an
 actor into its Kubernetes objects (pure); ``reconcile`` applies them through ``api`` (the only

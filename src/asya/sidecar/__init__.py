@@ -1,4 +1,5 @@
-"""The sidecar: consumes an actor's queue, calls its runtime and routes the results (SPEC §4)."""
+"""The sidecar: consumes an actor's queue, calls its runtime and routes the results
+(docs/reference/sidecar.md)."""
 
 from asya.sidecar.main import Sidecar, main
 from asya.sidecar.settings import SidecarSettings

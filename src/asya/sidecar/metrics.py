@@ -1,4 +1,4 @@
-"""The sidecar's Prometheus metrics (names and labels fixed by SPEC §4).
+"""The sidecar's Prometheus metrics (names and labels: docs/reference/sidecar.md#metrics).
 
 Each sidecar has its own ``CollectorRegistry`` (no process-global state, so tests and several
 sidecars in one process never clash). Labelled children are cached because ``.labels()`` on the

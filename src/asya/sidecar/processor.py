@@ -1,4 +1,4 @@
-"""Processing one delivery: the nine steps of SPEC §4 "Per message".
+"""Processing one delivery: the nine steps of docs/reference/sidecar.md#per-message.
 
 parse → deadline → progress → runtime call → route results or handle the error → publish
 (confirmed) → ack. Decisions come from ``router`` (pure); side effects go through the transport,
@@ -133,8 +133,9 @@ class Processor:
         ctx.job_id = job_id_of(message)
         problem = find_route_problem(message, finished_allowed=self._terminal)
         if problem is not None and self._terminal and _is_error_end_message(message):
-            # SPEC §7: an error-end message may carry the broken route that made it fail; the
-            # error-end crew must still see it (a terminal actor never routes anyway).
+            # docs/reference/crew.md#handlers: an error-end message may carry the broken route
+            # that made it fail; the error-end crew must still see it (a terminal actor never
+            # routes anyway).
             problem = None
         if problem is not None:
             await self._fail_unparsable(ctx, message, problem, outcome)
@@ -336,7 +337,8 @@ class Processor:
     async def _send_failure(
         self, ctx: MessageContext, failure: Failure, *, output: dict[str, Any] | None = None
     ) -> None:
-        """Error-end (dead-letter in a terminal actor) in the SPEC's error-end shape."""
+        """Error-end (dead-letter in a terminal actor) in the shape of
+        docs/reference/message.md#error-end-message."""
         message = router.error_end_message(
             failure,
             failed_step=self._settings.queue_name,

@@ -1,7 +1,8 @@
 """Pure routing decisions: where each output goes, what an error becomes, when to retry.
 
-Nothing here does I/O, so every rule of SPEC §4 ("Per message", "The error-end message",
-retries) can be unit-tested with plain dicts. The processor turns these decisions into publishes.
+Nothing here does I/O, so every rule of docs/reference/sidecar.md#per-message
+(docs/reference/message.md#error-end-message, retries) can be unit-tested with plain dicts. The
+processor turns these decisions into publishes.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def error_end_message(
     message: Message | None,
     output: Message | None = None,
 ) -> Message:
-    """The error-end message of SPEC §4.
+    """The error-end message (docs/reference/message.md#error-end-message).
 
     ``route``/``payload`` come from the failed message (or, for an output that could not be
     delivered, from that ``output``); ``original_message`` is the input exactly as received.

@@ -52,7 +52,8 @@ def _incomplete(received: int) -> RuntimeCrashed:
 
 
 class RuntimeClient:
-    """Speaks the framing of SPEC §3 to the runtime listening on ``socket_path``.
+    """Speaks the framing of docs/reference/runtime-protocol.md#framing to the runtime listening on
+    ``socket_path``.
 
     The runtime serves one request after another. Calls made inside ``slot()`` are pipelined
     ``PIPELINE_DEPTH`` deep: the next request is already connected and sent (it waits in the

@@ -1,7 +1,8 @@
 """The sidecar's settings, read once from ``ASYA_*`` variables into a frozen dataclass.
 
 Every value is checked here, at start, so that a typo stops the process with exit code 2 and
-the variable's name instead of surfacing later as a lost message (SPEC §4).
+the variable's name instead of surfacing later as a lost message
+(docs/reference/sidecar.md#environment).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RabbitMQ transport on aio-pika: the production backend (SPEC §4, §5).
+"""RabbitMQ transport on aio-pika: the production backend (docs/reference/transports.md#rabbitmq).
 
 Topology: one durable topic exchange; each queue is durable and bound with routing key = its
 name. Publishes are persistent, confirmed and ``mandatory``, so a message nobody can receive

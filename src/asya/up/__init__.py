@@ -1,4 +1,4 @@
-"""``asya up``: every process of a pipeline on one machine (SPEC §8).
+"""``asya up``: every process of a pipeline on one machine (docs/reference/asya-yaml.md).
 
 ``config`` reads and validates asya.yaml into the objects of ``model``; ``autoscale`` holds
 the KEDA rule; ``supervisor`` runs and restarts child processes; ``replica`` pairs a runtime

@@ -1,4 +1,4 @@
-"""Loading and validating asya.yaml (SPEC §8).
+"""Loading and validating asya.yaml (docs/reference/asya-yaml.md).
 
 A mistake in asya.yaml should be fixed in one go, so every problem in the file is collected
 and reported together, each naming the file, the line and the field (``actors[1].scaling.max``)

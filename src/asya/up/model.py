@@ -1,4 +1,4 @@
-"""The validated shape of asya.yaml: what ``asya up`` runs (SPEC §8).
+"""The validated shape of asya.yaml: what ``asya up`` runs (docs/reference/asya-yaml.md#keys).
 
 ``config`` turns a file into these objects; everything else in ``asya.up`` reads only these.
 Every path and SQLite URL in them is absolute (resolved against the file's folder).

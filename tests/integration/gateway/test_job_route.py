@@ -1,4 +1,5 @@
-"""The route the store builds for a new job: it is what the first actor receives (SPEC §2, §6)."""
+"""The route the store builds for a new job: it is what the first actor receives
+(docs/reference/jobs.md#fields)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The REST endpoints of SPEC §6 against a served gateway, on SQLite and PostgreSQL."""
+"""The REST endpoints (docs/reference/gateway-api.md#rest-endpoints) against a served gateway, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

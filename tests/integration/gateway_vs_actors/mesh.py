@@ -156,7 +156,8 @@ class Mesh:
 
 
 def write_tools_file(path: Path, prefix: str) -> None:
-    """The tools of SPEC §6's example, with this run's queue names."""
+    """The tools of the example in docs/reference/gateway-api.md#tools-file, with this run's queue
+    names."""
     q = {role: f"{prefix}-{role}" for role in ROLES}
     tools = {
         "defaults": {"progress": True, "timeout": 30},

@@ -1,4 +1,5 @@
-"""The crew in the mesh: outcomes persisted to S3 (moto's server) under the SPEC §7 layout."""
+"""The crew in the mesh: outcomes persisted to S3 (moto's server) under the layout of
+docs/reference/crew.md#storage-layout."""
 
 from __future__ import annotations
 

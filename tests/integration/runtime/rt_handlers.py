@@ -14,7 +14,8 @@ import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-# The exception text a real CUDA OOM carries (SPEC §3, seen on an H100 with torch 2.11).
+# The exception text a real CUDA OOM carries (docs/reference/runtime-protocol.md#error-codes; seen
+# on an H100 with torch 2.11).
 CUDA_OOM_TEXT = (
     "CUDA out of memory. Tried to allocate 400.00 GiB. GPU 0 has a total capacity of 79.18 GiB"
     " of which 70.66 GiB is free."

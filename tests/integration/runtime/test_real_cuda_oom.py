@@ -1,4 +1,5 @@
-"""The runtime against a real CUDA out-of-memory error (SPEC §3): skipped without a GPU.
+"""The runtime against a real CUDA out-of-memory error
+(docs/reference/runtime-protocol.md#error-codes): skipped without a GPU.
 
 CI has no GPU; run it on a machine with torch and CUDA (no services, no conftest needed):
 ``PYTHONPATH=. python3 -m pytest -c /dev/null --noconftest -p no:cacheprovider

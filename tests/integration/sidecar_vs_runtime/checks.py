@@ -1,4 +1,5 @@
-"""Assertions on what lands in happy-end and error-end (SPEC §4 "The error-end message")."""
+"""Assertions on what lands in happy-end and error-end
+(docs/reference/message.md#error-end-message)."""
 
 from __future__ import annotations
 

@@ -227,7 +227,7 @@ def message(
     metadata: dict[str, Any] | None = None,
     **top_level: Any,
 ) -> dict[str, Any]:
-    """A queue message (SPEC §2)."""
+    """A queue message (docs/reference/message.md)."""
     route: dict[str, Any] = {"steps": steps, "current": current}
     if metadata is not None:
         route["metadata"] = metadata

@@ -1,4 +1,5 @@
-"""CUDA out-of-memory with torch loaded: classified, and the cache emptied (SPEC §3).
+"""CUDA out-of-memory with torch loaded: classified, and the cache emptied
+(docs/reference/runtime-protocol.md#error-codes).
 
 The handler puts a stand-in ``torch`` module in ``sys.modules`` (no GPU or torch needed): its
 ``cuda.empty_cache()`` writes a marker file, so the test sees whether the runtime called it.

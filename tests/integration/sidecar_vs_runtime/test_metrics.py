@@ -1,4 +1,5 @@
-"""The sidecar's Prometheus endpoint after a known mix of outcomes (SPEC §4 "Metrics")."""
+"""The sidecar's Prometheus endpoint after a known mix of outcomes
+(docs/reference/sidecar.md#metrics)."""
 
 from __future__ import annotations
 

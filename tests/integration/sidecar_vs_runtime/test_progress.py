@@ -1,4 +1,5 @@
-"""Progress reports to the gateway (SPEC §4 steps 3 and 8), seen by a recording fake gateway.
+"""Progress reports to the gateway (docs/reference/sidecar.md#progress-reports), seen by a recording
+fake gateway.
 
 For a message with a ``job_id`` each step reports ``received``, ``processing`` and ``completed``
 in that order, and all of them reach the gateway before the step's result is published.

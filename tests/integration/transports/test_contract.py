@@ -1,4 +1,5 @@
-"""The transport contract (SPEC §5), run against memory, SQLite and the machine's RabbitMQ."""
+"""The transport contract (docs/reference/transports.md#contract), run against memory, SQLite and
+the machine's RabbitMQ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The newcomer's path (STYLE §14): the `make demo` script; `make install` on a bare machine."""
+"""The newcomer's path (docs/contributing.md#the-newcomers-path): the `make demo` script; `make
+install` on a bare machine."""
 
 from __future__ import annotations
 

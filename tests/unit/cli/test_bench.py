@@ -1,4 +1,5 @@
-"""``asya bench``: choosing benchmarks and passing them their options (SPEC §12)."""
+"""``asya bench``: choosing benchmarks and passing them their options
+(docs/reference/cli.md#asya-bench)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gateway settings from the SPEC §6 environment variables."""
+"""Gateway settings from the environment (docs/reference/gateway-api.md#environment)."""
 
 from __future__ import annotations
 

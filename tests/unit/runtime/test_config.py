@@ -1,4 +1,5 @@
-"""Configuration parsing: SPEC §3's variables, defaults and value rules."""
+"""Configuration parsing: variables, defaults and value rules
+(docs/reference/runtime-protocol.md#environment)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Request handling in process: handler results become response arrays (SPEC §3)."""
+"""Request handling in process: handler results become response arrays
+(docs/reference/runtime-protocol.md#request-and-response)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request validation and route protection (SPEC §3)."""
+"""Request validation and route protection (docs/reference/runtime-protocol.md#validation)."""
 
 from __future__ import annotations
 

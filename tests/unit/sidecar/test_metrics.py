@@ -1,4 +1,5 @@
-"""Prometheus metrics: SPEC names and labels, custom metrics, /metrics and /health."""
+"""Prometheus metrics: names and labels of docs/reference/sidecar.md#metrics, custom metrics,
+/metrics and /health."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every per-message step of SPEC §4, through a real Sidecar on the memory transport."""
+"""Every per-message step (docs/reference/sidecar.md#per-message), through a real Sidecar on the
+memory transport."""
 
 from __future__ import annotations
 

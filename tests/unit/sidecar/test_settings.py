@@ -1,4 +1,5 @@
-"""Sidecar settings: SPEC §4 defaults, and exit 2 naming any bad variable."""
+"""Sidecar settings: defaults of docs/reference/sidecar.md#environment, and exit 2 naming any bad
+variable."""
 
 from __future__ import annotations
 
