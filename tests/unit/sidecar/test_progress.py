@@ -178,3 +178,15 @@ async def test_a_gateway_error_status_is_reported_as_failure() -> None:
     finally:
         await reporter.aclose()
         server.close()
+
+
+async def test_a_job_id_with_url_characters_stays_one_path_segment(gateway: FakeGateway) -> None:
+    reporter = ProgressReporter(gateway.url, "actor")
+    try:
+        assert await reporter.report(
+            "a/b?c=1&d%2 e#f", step="s", step_index=0, total_steps=1, status="received", message="m"
+        )
+    finally:
+        await reporter.aclose()
+
+    assert gateway.paths == ["/jobs/a%2Fb%3Fc%3D1%26d%252%20e%23f/progress"]
