@@ -25,7 +25,7 @@ from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
 from asya.sidecar.metrics import SidecarMetrics
 from asya.sidecar.metrics_server import MetricsServer
 from asya.sidecar.processor import TIMEOUT_RECOVERY_PAUSE, Processor
-from asya.sidecar.progress import ProgressReporter
+from asya.sidecar.progress_reporter import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient
 from asya.sidecar.settings import SidecarSettings
 from asya.transports import Transport, open_transport, redact_url
