@@ -32,7 +32,7 @@ from asya.client.gateway import (
     GatewayUnreachable,
     JobNotFound,
 )
-from asya.client.progress import choose_view, print_outcome
+from asya.client.progress_view import choose_view, print_outcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

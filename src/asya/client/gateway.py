@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
+from asya.backoff import Backoff
 from asya.client.arguments import ToolInfo, tool_from_json
 from asya.errors import AsyaError
+from asya.gateway_http import GatewayEndpoint, job_path
 
 DEFAULT_GATEWAY_URL = "http://localhost:8080"
 TERMINAL = frozenset({"Succeeded", "Failed"})
@@ -84,11 +86,9 @@ class GatewayClient:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
+        endpoint = GatewayEndpoint(url, api_key, timeout)
+        self.url = endpoint.base_url
+        self._http = endpoint.client(transport)
 
     def __enter__(self) -> GatewayClient:
         return self
@@ -120,7 +120,7 @@ class GatewayClient:
         return str(job_id)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", f"/jobs/{job_id}")
+        result: dict[str, Any] = self._request("GET", job_path(job_id))
         return result
 
     def jobs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -131,7 +131,7 @@ class GatewayClient:
     def stream(self, job_id: str, *, reconnects: int = 5) -> Iterator[JobEvent]:
         """The job's events until a terminal update; reconnects after a dropped connection."""
         last_id: str | None = None
-        failures = 0
+        backoff = Backoff(0.5, cap=5.0)
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
             if last_id is not None:
@@ -140,7 +140,7 @@ class GatewayClient:
             try:
                 with self._http.stream(
                     "GET",
-                    f"/jobs/{job_id}/stream",
+                    job_path(job_id, "stream"),
                     headers=headers,
                     timeout=httpx.Timeout(10.0, read=60.0),
                 ) as response:
@@ -153,7 +153,7 @@ class GatewayClient:
                             continue
                         if event.id is not None:
                             last_id = event.id
-                        failures = 0
+                        backoff.reset()
                         yield event
                         if event.kind == "update" and event.terminal:
                             return
@@ -164,10 +164,10 @@ class GatewayClient:
                 problem = "the stream closed before the job finished"
             except httpx.TransportError as exc:
                 problem = str(exc) or type(exc).__name__
-            failures += 1
-            if failures > reconnects:
+            delay = backoff.next()
+            if backoff.failures > reconnects:
                 raise GatewayUnreachable(f"lost the job stream from {self.url}: {problem}")
-            time.sleep(min(5.0, 0.25 * 2**failures))
+            time.sleep(delay)
 
 
 def _json_or_raise(response: httpx.Response) -> Any:

@@ -15,13 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from asya.backoff import Backoff
 from asya.errors import PermanentError, TransientError
+from asya.gateway_http import GatewayEndpoint, RetriesExhausted, job_path, send_with_retries
 
 logger = logging.getLogger(__name__)
-
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
 class ReportError(TransientError):
@@ -45,8 +43,7 @@ class GatewayReporter:
         timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self._client = GatewayEndpoint(base_url, token, timeout).client()
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
@@ -56,41 +53,33 @@ class GatewayReporter:
 
     def report_final(self, job_id: str, body: dict[str, Any]) -> bool:
         """Deliver ``body`` for ``job_id``; True when taken, False when the job is unknown."""
-        path = f"/jobs/{job_id}/final"
-        last_problem = ""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = self._client.post(path, json=body)
-            except httpx.HTTPError as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    logger.info("Reported job %s as %s", job_id, body.get("status"))
-                    return True
-                if response.status_code == 404:
-                    logger.warning(
-                        "Gateway does not know job %s (404): outcome %s not recorded",
-                        job_id,
-                        body.get("status"),
-                    )
-                    return False
-                last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500 and response.status_code not in _RETRYABLE_STATUS:
-                    raise ReportRejected(
-                        f"gateway refused the outcome of job {job_id}: {last_problem}"
-                    )
-            if attempt < self._attempts:
-                delay = self._backoff * 2 ** (attempt - 1)
-                logger.warning(
-                    "Reporting job %s failed (attempt %d/%d: %s); retrying in %.2f s",
-                    job_id,
-                    attempt,
-                    self._attempts,
-                    last_problem,
-                    delay,
-                )
-                self._sleep(delay)
-        raise ReportError(
-            f"could not report job {job_id} to the gateway after {self._attempts} attempts: "
-            f"{last_problem}"
+        try:
+            response = send_with_retries(
+                self._client,
+                "POST",
+                job_path(job_id, "final"),
+                json=body,
+                attempts=self._attempts,
+                backoff=Backoff(self._backoff),
+                what=f"Reporting job {job_id}",
+                sleep=self._sleep,
+            )
+        except RetriesExhausted as exc:
+            raise ReportError(
+                f"could not report job {job_id} to the gateway after {exc.attempts} attempts: "
+                f"{exc.problem}"
+            ) from exc
+        if response.is_success:
+            logger.info("Reported job %s as %s", job_id, body.get("status"))
+            return True
+        if response.status_code == 404:
+            logger.warning(
+                "Gateway does not know job %s (404): outcome %s not recorded",
+                job_id,
+                body.get("status"),
+            )
+            return False
+        raise ReportRejected(
+            f"gateway refused the outcome of job {job_id}: "
+            f"HTTP {response.status_code}: {response.text[:200]}"
         )

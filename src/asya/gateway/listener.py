@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from asya.backoff import Backoff
 from asya.gateway.database import ssl_mode
 from asya.gateway.hub import Hub
 from asya.gateway.models import JobUpdate
@@ -58,7 +59,7 @@ class Listener:
     async def run(self) -> None:
         """Listen forever (cancel to stop); one dispatcher keeps notifications in order."""
         dispatcher = asyncio.create_task(self._dispatch(), name="gateway-listener-dispatch")
-        delay = 0.5
+        backoff = Backoff(0.5, cap=5.0)
         first = True
         try:
             while True:
@@ -73,20 +74,21 @@ class Listener:
                         logger.info("LISTEN connection restored; re-reading watched jobs")
                         self._queue.put_nowait(_RESYNC)
                     first = False
-                    delay = 0.5
+                    backoff.reset()
                     while not lost.is_set() and not conn.is_closed():
                         try:
                             await asyncio.wait_for(lost.wait(), 5)
                         except TimeoutError:
                             await conn.execute("SELECT 1")
+                    delay = backoff.next()
                 except Exception as exc:  # whatever broke, reconnect: fan-out must not die
+                    delay = backoff.next()
                     logger.warning("LISTEN connection lost (%s); retrying in %.1f s", exc, delay)
                 finally:
                     self._connected.clear()
                     if conn is not None and not conn.is_closed():
                         conn.terminate()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         finally:
             dispatcher.cancel()
             await asyncio.gather(dispatcher, return_exceptions=True)

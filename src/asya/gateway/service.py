@@ -19,7 +19,7 @@ from asya.errors import AsyaError, TransportError
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
-from asya.gateway.progress import HEARTBEAT_STEP_STATUS, STEP_WEIGHTS, step_percent
+from asya.gateway.percent import HEARTBEAT_STEP_STATUS, STEP_WEIGHTS, step_percent
 from asya.gateway.publisher import Publisher, job_message
 from asya.gateway.store import JobStore, Outcome, StoreUnavailable
 from asya.gateway.tools import Tool

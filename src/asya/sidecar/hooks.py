@@ -16,7 +16,7 @@ from typing import Any
 
 from asya.message import Message
 from asya.sidecar.metrics import SidecarMetrics
-from asya.sidecar.progress import (
+from asya.sidecar.progress_reporter import (
     ProgressReporter,
     completed_text,
     processing_text,

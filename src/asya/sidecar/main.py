@@ -17,6 +17,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from asya.backoff import Backoff
 from asya.errors import ConfigError, TransportError
 from asya.logconfig import configure_logging
 from asya.sidecar.gate import RuntimeGate
@@ -24,7 +25,7 @@ from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
 from asya.sidecar.metrics import SidecarMetrics
 from asya.sidecar.metrics_server import MetricsServer
 from asya.sidecar.processor import TIMEOUT_RECOVERY_PAUSE, Processor
-from asya.sidecar.progress import ProgressReporter
+from asya.sidecar.progress_reporter import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient
 from asya.sidecar.settings import SidecarSettings
 from asya.transports import Transport, open_transport, redact_url
@@ -103,7 +104,7 @@ class Sidecar:
         """Connect and declare every queue, retrying while the broker is starting."""
         queues = self.settings.own_queues
         deadline = time.monotonic() + STARTUP_ATTEMPTS_SECONDS
-        delay = 0.5
+        backoff = Backoff(0.5, cap=5.0)
         while True:
             try:
                 await self.transport.connect()
@@ -111,11 +112,11 @@ class Sidecar:
                     await self.transport.declare_queue(queue)
                 break
             except TransportError as exc:
+                delay = backoff.next()
                 if time.monotonic() + delay > deadline or self.gate.stopping:
                     raise
                 logger.warning("broker not ready (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         logger.info(
             "declared %s on %s (exchange %s)",
             ", ".join(queues),

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asya.backoff import Backoff
 from asya.envconfig import format_duration
 from asya.errors import TransportError, UnroutableError
 from asya.message import (
@@ -88,7 +89,7 @@ class Processor:
         )
         self._failure_kind = router.DEAD_LETTER if self._terminal else router.ERROR_END
         self._own_queues = frozenset(settings.own_queues)
-        self._failures_in_a_row = 0
+        self._requeue_holds = Backoff(REQUEUE_HOLD_FIRST, cap=REQUEUE_HOLD_MAX)
 
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
@@ -101,7 +102,7 @@ class Processor:
                     await self._process(ctx, settlement, outcome)
                 except Exception as exc:
                     outcome.status = None
-                    hold = self._next_requeue_hold()
+                    hold = self._requeue_holds.next()
                     if isinstance(exc, TransportError):
                         outcome.reason = "publish_failed"
                         logger.error("publishing failed, message requeued in %.1f s: %s", hold, exc)
@@ -111,17 +112,12 @@ class Processor:
                     await asyncio.sleep(hold)
                     settlement.requeue = True
                 else:
-                    self._failures_in_a_row = 0
+                    self._requeue_holds.reset()
         except asyncio.CancelledError:
             outcome.status = None
             raise
         finally:
             self._hooks.on_finished(ctx, outcome.status, outcome.reason)
-
-    def _next_requeue_hold(self) -> float:
-        hold: float = REQUEUE_HOLD_FIRST * 2.0 ** min(self._failures_in_a_row, 10)
-        self._failures_in_a_row += 1
-        return min(hold, REQUEUE_HOLD_MAX)
 
     async def _process(self, ctx: MessageContext, settlement: Settlement, outcome: Outcome) -> None:
         # 1. Parse.

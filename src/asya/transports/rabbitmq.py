@@ -38,6 +38,7 @@ from aio_pika.abc import (
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
+from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
@@ -324,7 +325,7 @@ class RabbitMQTransport(Transport):
         ``publish_timeout``); a refusal by the broker is raised at once."""
         self._conn()
         deadline = time.monotonic() + self.settings.publish_timeout
-        pause = 0.1
+        backoff = Backoff(0.1, cap=2.0)
         while True:
             try:
                 async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
@@ -336,14 +337,14 @@ class RabbitMQTransport(Transport):
                 cause = exc.__cause__ if isinstance(exc, TransportError) else exc
                 if not is_outage(cause):
                     raise
+                pause = backoff.next()
                 if time.monotonic() + pause >= deadline:
                     raise TransportError(
                         f"could not publish to {queue!r} on {self._target} within "
                         f"{self.settings.publish_timeout:g} s: {describe(cause or exc)}"
                     ) from exc
                 log.warning("publish to %r failed (%s); retrying", queue, describe(cause or exc))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+                await asyncio.sleep(pause)
 
     async def _publish_once(self, queue: str, body: bytes, delay: float) -> None:
         exchange = (await self._publishing_exchange()).name

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from asya.backoff import backoff_delay
 from asya.errors import TransportError, UnroutableError
 from asya.transports._polling import Delivery, PollingSubscription
 from asya.transports.base import Subscription, Transport
@@ -219,7 +220,7 @@ class SqliteSubscription(PollingSubscription):
 
     def idle_timeout(self, idle_rounds: int) -> float:
         settings = self._transport.settings
-        return min(settings.poll_max, settings.poll_min * 2.0 ** min(idle_rounds, 30))
+        return backoff_delay(idle_rounds, first=settings.poll_min, cap=settings.poll_max)
 
 
 class SqliteTransport(Transport):

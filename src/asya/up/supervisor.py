@@ -27,6 +27,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
+from asya.backoff import Backoff
+
 logger = logging.getLogger("asya.up")
 
 _PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
@@ -170,21 +172,17 @@ class Child:
         return await self.wait()
 
 
-class Backoff:
+class RestartBackoff(Backoff):
     """Restart delays: 0.5 s doubling to ``cap``; reset once a child ran ``healthy_after``."""
 
     def __init__(self, first: float = 0.5, cap: float = 30.0, healthy_after: float = 10.0) -> None:
-        self.first = first
-        self.cap = cap
+        super().__init__(first, cap=cap)
         self.healthy_after = healthy_after
-        self.failures = 0
 
     def next_delay(self, ran_for: float) -> float:
         if ran_for >= self.healthy_after:
-            self.failures = 0
-        delay = min(self.cap, self.first * 2.0**self.failures)
-        self.failures += 1
-        return delay
+            self.reset()
+        return self.next()
 
 
 async def keep_alive(
@@ -195,7 +193,7 @@ async def keep_alive(
     on_restart: Callable[[], None] = lambda: None,
 ) -> None:
     """Restart ``child`` with backoff each time it exits, until ``stopping()`` says otherwise."""
-    backoff = Backoff()
+    backoff = RestartBackoff()
     while True:
         code = await child.wait()
         if stopping():

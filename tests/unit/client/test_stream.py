@@ -107,3 +107,22 @@ def test_unreachable_gateway_is_reported_after_a_few_reconnects(
 
     with pytest.raises(GatewayUnreachable, match="connection refused"):
         list(client_for(refuse).stream("j1", reconnects=2))
+
+
+def test_a_job_id_with_url_characters_stays_one_path_segment() -> None:
+    paths: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path)
+        if request.url.raw_path.endswith(b"/stream"):
+            return sse_response(update(1, "Succeeded", 100))
+        return httpx.Response(200, json={"job_id": "x"})
+
+    client = client_for(handler)
+    client.job("a/b?c=1&d%2 e#f")
+    list(client.stream("a/b?c=1&d%2 e#f"))
+
+    assert paths == [
+        b"/jobs/a%2Fb%3Fc%3D1%26d%252%20e%23f",
+        b"/jobs/a%2Fb%3Fc%3D1%26d%252%20e%23f/stream",
+    ]

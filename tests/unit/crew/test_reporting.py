@@ -111,3 +111,11 @@ def test_settings_name_the_variable_with_a_bad_value() -> None:
         CrewSettings.from_env({"ASYA_CREW_REPORT_ATTEMPTS": "0"})
     with pytest.raises(ConfigError, match="ASYA_CREW_REPORT_BACKOFF"):
         CrewSettings.from_env({"ASYA_CREW_REPORT_BACKOFF": "soon"})
+
+
+def test_a_job_id_with_url_characters_stays_one_path_segment(gateway: FakeGateway) -> None:
+    client, _ = reporter(gateway.url)
+
+    assert client.report_final("a/b?c=1&d%2 e#f", BODY) is True
+
+    assert [r.path for r in gateway.requests] == ["/jobs/a%2Fb%3Fc%3D1%26d%252%20e%23f/final"]

@@ -8,11 +8,11 @@ from pathlib import Path
 from asya.up.mesh import Mesh
 from asya.up.model import MeshConfig
 from asya.up.status import read_status, write_status
-from asya.up.supervisor import Backoff, LogSink
+from asya.up.supervisor import LogSink, RestartBackoff
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
-    backoff = Backoff(first=0.5, cap=4.0, healthy_after=10.0)
+    backoff = RestartBackoff(first=0.5, cap=4.0, healthy_after=10.0)
 
     delays = [backoff.next_delay(ran_for=0.1) for _ in range(6)]
 
@@ -20,7 +20,7 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 
 
 def test_backoff_starts_over_after_a_healthy_run() -> None:
-    backoff = Backoff(first=0.5, cap=30.0, healthy_after=10.0)
+    backoff = RestartBackoff(first=0.5, cap=30.0, healthy_after=10.0)
     backoff.next_delay(0.1)
     backoff.next_delay(0.1)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+
+from asya.gateway_http import GatewayEndpoint, job_path
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,9 @@ class ProgressReporter:
         token: str | None = None,
         budget: float | None = None,
     ) -> None:
-        self._base = gateway_url.rstrip("/")
         self._actor = actor_name
         self._budget = REPORT_BUDGET if budget is None else budget
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.AsyncClient(timeout=self._budget, headers=headers)
+        self._client = GatewayEndpoint(gateway_url, token, self._budget).async_client()
 
     async def report(
         self,
@@ -57,10 +56,9 @@ class ProgressReporter:
             "message": message,
             **extra,
         }
-        url = f"{self._base}/jobs/{quote(job_id, safe='')}/progress"
         try:
             async with asyncio.timeout(self._budget):
-                response = await self._client.post(url, json=body)
+                response = await self._client.post(job_path(job_id, "progress"), json=body)
         except TimeoutError:
             logger.warning(
                 "progress %s for job %s given up after %.1f s", status, job_id, self._budget

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from asya.sidecar import progress
-from asya.sidecar.progress import ProgressReporter
+from asya.sidecar import progress_reporter
+from asya.sidecar.progress_reporter import ProgressReporter
 from tests.helpers import free_port
 
 from .conftest import Harness, make_message
@@ -122,7 +122,7 @@ async def test_a_failed_message_gets_no_completed_report(
 async def test_a_slow_gateway_is_given_up_on_and_the_message_still_flows(
     harness: Harness, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(progress, "REPORT_BUDGET", 0.2)
+    monkeypatch.setattr(progress_reporter, "REPORT_BUDGET", 0.2)
     gateway.delay = 5.0
     await harness.start(gateway_url=gateway.url)
     started = time.monotonic()
@@ -178,3 +178,15 @@ async def test_a_gateway_error_status_is_reported_as_failure() -> None:
     finally:
         await reporter.aclose()
         server.close()
+
+
+async def test_a_job_id_with_url_characters_stays_one_path_segment(gateway: FakeGateway) -> None:
+    reporter = ProgressReporter(gateway.url, "actor")
+    try:
+        assert await reporter.report(
+            "a/b?c=1&d%2 e#f", step="s", step_index=0, total_steps=1, status="received", message="m"
+        )
+    finally:
+        await reporter.aclose()
+
+    assert gateway.paths == ["/jobs/a%2Fb%3Fc%3D1%26d%252%20e%23f/progress"]

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 
 from asya.client.gateway import JobEvent
-from asya.client.progress import LiveProgress, PlainProgress, choose_view, print_outcome
+from asya.client.progress_view import LiveProgress, PlainProgress, choose_view, print_outcome
 
 
 def update(status: str, percent: float, step: str, step_status: str, message: str) -> JobEvent:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from asya.gateway.models import JobUpdate
-from asya.gateway.progress import step_percent
+from asya.gateway.percent import step_percent
 from asya.gateway.sse import KEEPALIVE, parse_last_event_id, status_event, update_event
 
 
