@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from asya.errors import TransportError, UnroutableError
-from asya.transports._polling import Delivery, PollingSubscription
+from asya.transports._polling import PollingSubscription
 from asya.transports.base import Subscription, Transport
+from asya.transports.delivery import Delivery
 
 log = logging.getLogger(__name__)
 
