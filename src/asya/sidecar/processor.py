@@ -22,9 +22,9 @@ from asya.message import (
     decode_json,
     encode_json,
     job_id_of,
+    message_problem,
     parse_message,
 )
-from asya.message import route_problem as find_route_problem
 from asya.sidecar import router
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hooks, MessageContext
@@ -140,7 +140,7 @@ class Processor:
         except MessageError as exc:
             return await self._fail_unparsable(ctx, None, str(exc))
         ctx.job_id = job_id_of(message)
-        problem = find_route_problem(message, finished_allowed=self._terminal)
+        problem = message_problem(message, finished_allowed=self._terminal)
         if problem is not None and self._terminal and _is_error_end_message(message):
             # SPEC §7: an error-end message may carry the broken route that made it fail; the
             # error-end crew must still see it (a terminal actor never routes anyway).
@@ -369,4 +369,4 @@ def _output_problem(output: Any) -> str | None:
     """Why an output cannot be routed: the same rules as an incoming message's route."""
     if not isinstance(output, dict):
         return f"expected an object, got {type(output).__name__}"
-    return find_route_problem(output)
+    return message_problem(output)
