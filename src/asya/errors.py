@@ -33,6 +33,10 @@ class PermanentError(AsyaError):
     """Retrying cannot help: the message goes to error-end."""
 
 
+class JobNotFound(AsyaError):
+    """No job with that id (the gateway answers 404 ``job not found``)."""
+
+
 class TransportError(AsyaError):
     """The broker could not be reached or refused an operation."""
 

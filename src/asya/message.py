@@ -59,8 +59,8 @@ def parse_message(body: bytes) -> Message:
     return message
 
 
-def route_problem(message: Message, *, finished_allowed: bool = False) -> str | None:
-    """Why the message's route is unusable, or None when it is valid.
+def message_problem(message: Message, *, finished_allowed: bool = False) -> str | None:
+    """Why the message cannot be processed or routed, or None when it is valid.
 
     The rules are the runtime's own request validation (one implementation, in
     ``asya.runtime``): ``payload`` present, ``route.steps`` a list of non-empty strings,

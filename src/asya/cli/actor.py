@@ -10,12 +10,15 @@ in-flight messages), then stops the runtime, and exits 0. If either child dies o
 other is stopped and the command exits non-zero (the child's exit code, or 1): restarting is
 the job of whatever runs ``asya actor`` (Kubernetes, systemd, or ``asya up``, which restarts
 with backoff) — a half-alive actor that silently keeps a queue is worse than a visible exit.
+
+The children are started and stopped by ``asya up``'s supervisor (:mod:`asya.up.supervisor`:
+own process group, SIGTERM when this process dies, the group killed after a stop); their
+output is not prefixed but goes straight to ours.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -23,12 +26,14 @@ import signal
 import sys
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
 from asya.envconfig import parse_duration
 from asya.logconfig import configure_logging
+from asya.up.supervisor import Child, ChildSpec
 
 logger = logging.getLogger("asya.actor")
 
@@ -130,40 +135,20 @@ def _drain_timeout(env: Mapping[str, str]) -> float:
         return 300.0 + DRAIN_SLACK
 
 
-def _die_with_parent() -> None:
-    """In the child: receive SIGTERM if ``asya actor`` itself is killed (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _child(role: str, env: dict[str, str]) -> Child:
+    """A child whose output goes straight to ours (no prefixes: the lines stay as logged)."""
+    return Child(ChildSpec(role, [sys.executable, "-m", f"asya.{role}"], env, Path.cwd()))
 
 
-async def _spawn(name: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        env=env,
-        start_new_session=True,  # our signals reach the children only through us, in order
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-    )
-    logger.info("started %s (pid %d)", name, process.pid)
-    return process
+async def _start(child: Child) -> None:
+    await child.start()
+    logger.info("started %s (pid %d)", child.name, child.pid)
 
 
-async def _stop(name: str, process: asyncio.subprocess.Process, grace: float) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        logger.warning("%s did not stop within %.0f s; killing it", name, grace)
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-    logger.info("%s stopped (exit %s)", name, process.returncode)
+async def _stop(child: Child, grace: float) -> None:
+    """SIGTERM, then the process group is killed after ``grace`` s (or at once if it exited)."""
+    code = await child.stop(grace)
+    logger.info("%s stopped (exit %s)", child.name, code)
 
 
 async def supervise(env: dict[str, str]) -> int:
@@ -173,37 +158,37 @@ async def supervise(env: dict[str, str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signalled.set)
 
-    runtime = await _spawn("runtime", ["-m", "asya.runtime"], env)
-    sidecar = await _spawn("sidecar", ["-m", "asya.sidecar"], env)
-    children = {"runtime": runtime, "sidecar": sidecar}
-    waits = {asyncio.ensure_future(p.wait()): name for name, p in children.items()}
+    runtime = _child("runtime", env)
+    sidecar = _child("sidecar", env)
+    await _start(runtime)
+    await _start(sidecar)
+    drain_timeout = _drain_timeout(env)
+    waits = {asyncio.ensure_future(child.wait()): child for child in (runtime, sidecar)}
     signal_wait = asyncio.ensure_future(signalled.wait())
     done, _ = await asyncio.wait({*waits, signal_wait}, return_when=asyncio.FIRST_COMPLETED)
 
     if signal_wait in done:
         logger.info("stopping: draining the sidecar, then the runtime")
-        drain = asyncio.ensure_future(_stop("sidecar", sidecar, _drain_timeout(env)))
+        drain = asyncio.ensure_future(_stop(sidecar, drain_timeout))
         while not drain.done():
             second = asyncio.ensure_future(_another_signal(signalled))
             await asyncio.wait({drain, second}, return_when=asyncio.FIRST_COMPLETED)
             if second.done() and not drain.done():
                 logger.warning("second signal: killing the sidecar")
-                with contextlib.suppress(ProcessLookupError):
-                    sidecar.kill()
+                sidecar.kill_group()
             second.cancel()
-        await _stop("runtime", runtime, RUNTIME_STOP_GRACE)
+        await _stop(runtime, RUNTIME_STOP_GRACE)
         signal_wait.cancel()
         return 0
 
     signal_wait.cancel()
     dead = waits[next(iter(done))]
-    other = "sidecar" if dead == "runtime" else "runtime"
-    code = children[dead].returncode
-    logger.error("%s exited with code %s; stopping the %s", dead, code, other)
-    await _stop(
-        other, children[other], _drain_timeout(env) if other == "sidecar" else RUNTIME_STOP_GRACE
-    )
-    return code if code is not None and code > 0 else 1
+    other = sidecar if dead is runtime else runtime
+    code = await dead.wait()
+    logger.error("%s exited with code %s; stopping the %s", dead.name, code, other.name)
+    await _stop(other, drain_timeout if other is sidecar else RUNTIME_STOP_GRACE)
+    await dead.stop(0)  # its process group may still hold workers
+    return code if code > 0 else 1
 
 
 async def _another_signal(signalled: asyncio.Event) -> None:

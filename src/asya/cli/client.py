@@ -30,9 +30,9 @@ from asya.client.gateway import (
     GatewayClient,
     GatewayRefused,
     GatewayUnreachable,
-    JobNotFound,
 )
 from asya.client.progress_view import choose_view, print_outcome
+from asya.errors import JobNotFound
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -62,7 +62,7 @@ def _client(url: str) -> Iterator[GatewayClient]:
     except GatewayUnreachable as exc:
         _fail(EXIT_UNREACHABLE, f"error: {exc}")
     except JobNotFound as exc:
-        _fail(EXIT_FAILED, f"error: {exc.message}")
+        _fail(EXIT_FAILED, f"error: {exc}")
     except GatewayRefused as exc:
         if exc.status == 401:
             _fail(EXIT_USAGE, "error: unauthorized: set ASYA_GATEWAY_API_KEY to a valid key")

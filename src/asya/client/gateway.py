@@ -3,8 +3,8 @@
 
 Failures are sorted by what the user should do: ``GatewayUnreachable`` (start the gateway or
 fix the URL: exit 3), ``GatewayRefused`` (fix the request: the gateway's own error text), and
-``JobNotFound``. The stream reconnects with ``Last-Event-ID`` when a connection drops midway, so
-a gateway restart does not lose the job's remaining updates.
+``asya.errors.JobNotFound``. The stream reconnects with ``Last-Event-ID`` when a connection
+drops midway, so a gateway restart does not lose the job's remaining updates.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from httpx_sse import EventSource, ServerSentEvent
 
 from asya.backoff import Backoff
 from asya.client.arguments import ToolInfo, tool_from_json
-from asya.errors import AsyaError
+from asya.errors import AsyaError, JobNotFound
 from asya.gateway_http import GatewayEndpoint, job_path
 
 DEFAULT_GATEWAY_URL = "http://localhost:8080"
@@ -39,10 +39,6 @@ class GatewayRefused(AsyaError):
         self.status = status
         self.message = message
         self.body = body
-
-
-class JobNotFound(GatewayRefused):
-    pass
 
 
 @dataclass(frozen=True)
@@ -180,5 +176,5 @@ def _json_or_raise(response: httpx.Response) -> Any:
     message = body.get("error") if isinstance(body, Mapping) else None
     message = str(message or response.text.strip() or response.reason_phrase)
     if response.status_code == 404 and "job not found" in message:
-        raise JobNotFound(404, message, body)
+        raise JobNotFound(message)
     raise GatewayRefused(response.status_code, message, body)

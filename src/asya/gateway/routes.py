@@ -13,17 +13,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from asya.errors import JobNotFound
 from asya.gateway.http import Auth, OrjsonResponse, error, read_json, unauthorized
 from asya.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from asya.gateway.models import STATUSES
 from asya.gateway.publisher import Publisher
-from asya.gateway.service import (
-    BadRequest,
-    JobNotFound,
-    JobService,
-    PublishFailed,
-    created_text,
-)
+from asya.gateway.service import BadRequest, JobService, PublishFailed, created_text
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.sse import EventStreamResponse, job_events, parse_last_event_id
 from asya.gateway.store import JobStore, StoreUnavailable

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from asya.errors import AsyaError, TransportError
+from asya.errors import AsyaError, JobNotFound, TransportError
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
@@ -29,10 +29,6 @@ logger = logging.getLogger(__name__)
 
 class BadRequest(AsyaError):
     """The request body is malformed (400)."""
-
-
-class JobNotFound(AsyaError):
-    """No job with that id (404 ``job not found``)."""
 
 
 class PublishFailed(AsyaError):

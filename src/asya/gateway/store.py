@@ -4,21 +4,17 @@ Every change to a job is atomic: an ``UPDATE … RETURNING`` guarded by "not yet
 terminal is final, even across replicas) that raises the percent with a ``CASE`` — never
 lower — and takes the next per-job sequence number, plus the ``INSERT`` of the update row with
 that sequence. The row lock taken by the UPDATE orders concurrent reports of one job, so no
-update is lost or reordered. On PostgreSQL both and a ``NOTIFY`` (delivered on commit, in
-commit order, so every replica's SSE streams see it) are one statement
-(:mod:`asya.gateway.statements`); on SQLite they are one transaction, and writes of this
-process are serialised by a lock and handed to ``on_update`` directly.
-
-On PostgreSQL the writes of job creation and of every change (the hot path) run precompiled on
-the pooled asyncpg connection (:mod:`asya.gateway.driver`); reads go through SQLAlchemy.
+update is lost or reordered. How the writes reach the database differs per dialect and is
+chosen once, at construction (:mod:`asya.gateway.writes`): on PostgreSQL both and a ``NOTIFY``
+(delivered on commit, in commit order, so every replica's SSE streams see it) are one
+precompiled statement; on SQLite they are one transaction, and writes of this process are
+serialised and handed to ``on_update`` directly. Reads go through SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -37,7 +33,7 @@ from asya.gateway.database import (
     is_stale_connection,
     translate_errors,
 )
-from asya.gateway.driver import DriverStatement, StaleConnection
+from asya.gateway.driver import StaleConnection
 from asya.gateway.models import (
     MSG_SENT,
     MSG_SUCCEEDED,
@@ -51,13 +47,12 @@ from asya.gateway.models import (
 )
 from asya.gateway.schema import OPEN_JOB, job_updates, jobs
 from asya.gateway.statements import NOTIFY_CHANNEL
+from asya.gateway.writes import NotifyingWrites, TransactionalWrites, UpdateCallback, Writes
 
 __all__ = ["NOTIFY_CHANNEL", "JobStore", "Outcome", "StoreUnavailable"]
 
 logger = logging.getLogger(__name__)
 
-
-UpdateCallback = Callable[[JobUpdate], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -81,28 +76,22 @@ class JobStore:
         max_overflow: int = DEFAULT_MAX_OVERFLOW,
     ) -> None:
         self.url = url
-        self._on_update = on_update
         self.engine: AsyncEngine = create_engine(
             url, pool_size=pool_size, max_overflow=max_overflow
         )
         self.dialect = self.engine.dialect.name
         # a stale connection is retried on the next one; after an outage all may be stale
         self._attempts = pool_size + max_overflow + 1
-        self._driver: dict[Any, DriverStatement] = {}
-        if self.notifies:
-            dialect = self.engine.dialect
-            self._driver[sql.INSERT_JOB] = DriverStatement.compile(
-                sql.INSERT_JOB, dialect, sql.INSERT_JOB_COLUMNS
-            )
-            for change, notifying in sql.NOTIFYING.items():
-                self._driver[change] = DriverStatement.compile(notifying, dialect)
-        # SQLite allows one writer anyway; the lock also keeps in-process fan-out in order.
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._writes: Writes = (
+            NotifyingWrites(self._run, self.engine.dialect)
+            if self.dialect == "postgresql"
+            else TransactionalWrites(self._run, on_update)
+        )
 
     @property
     def notifies(self) -> bool:
         """True when updates fan out through PostgreSQL NOTIFY (to every replica)."""
-        return self.dialect == "postgresql"
+        return self._writes.notifies
 
     async def migrate(self) -> None:
         with translate_errors():
@@ -224,15 +213,7 @@ class JobStore:
             "created_at": now,
             "updated_at": now,
         }
-
-        async def insert(conn: AsyncConnection) -> None:
-            if self.notifies:  # PostgreSQL autocommits: one statement, one round trip
-                await self._driver[sql.INSERT_JOB].fetchrow(conn, values)
-            else:
-                async with conn.begin():
-                    await conn.execute(sql.INSERT_JOB, values)
-
-        await self._run(insert)
+        await self._writes.insert_job(values)
         return job
 
     async def mark_running(self, job_id: str) -> Outcome:
@@ -302,11 +283,8 @@ class JobStore:
             "step": step,
             "step_status": step_status,
         }
-        async with self._writing():
-            if self.notifies:
-                row = await self._change_notifying(statement, params, report, now)
-            else:
-                row = await self._change_in_transaction(statement, params, report, now)
+        async with self._writes.serialised():
+            row = await self._writes.change(statement, params, report, now)
             if row is None:
                 return Outcome(await self._state(job_id), None)
             state = _state(row)
@@ -318,57 +296,12 @@ class JobStore:
                 timestamp=now,
                 **report,
             )
-            if not self.notifies and self._on_update is not None:
-                await self._on_update(update)
+            await self._writes.announce(update)
         return Outcome(state, update)
-
-    async def _change_notifying(
-        self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
-    ) -> Any:
-        """PostgreSQL: UPDATE + INSERT + NOTIFY as one autocommitted statement (a Record)."""
-        values = {f"u_{name}": value for name, value in report.items()}
-        arguments = {**params, **values, "u_timestamp": rfc3339(now)}
-
-        async def change(conn: AsyncConnection) -> Any:
-            return await self._driver[statement].fetchrow(conn, arguments)
-
-        return await self._run(change)
-
-    async def _change_in_transaction(
-        self, statement: sa.Update, params: dict[str, Any], report: dict[str, Any], now: datetime
-    ) -> Mapping[Any, Any] | None:
-        """SQLite: the UPDATE, then the update row's INSERT, in one transaction."""
-
-        async def change(conn: AsyncConnection) -> Mapping[Any, Any] | None:
-            async with conn.begin():
-                row = (await conn.execute(statement, params)).first()
-                if row is not None:
-                    await conn.execute(
-                        sql.INSERT_UPDATE,
-                        {
-                            "job_id": row.id,
-                            "sequence": row.last_sequence,
-                            "status": row.status,
-                            "progress_percent": row.progress_percent,
-                            "timestamp": now,
-                            **report,
-                        },
-                    )
-                return None if row is None else row._mapping
-
-        return await self._run(change)
 
     async def _state(self, job_id: str) -> JobState | None:
         rows = await self._rows(sa.select(*sql.CHANGE_RETURNING).where(jobs.c.id == job_id))
         return _state(rows[0]._mapping) if rows else None
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
-        if self._write_lock is None:
-            yield
-        else:
-            async with self._write_lock:
-                yield
 
 
 def _state(row: Mapping[Any, Any]) -> JobState:

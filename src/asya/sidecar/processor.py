@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from asya.backoff import Backoff
@@ -23,9 +24,9 @@ from asya.message import (
     decode_json,
     encode_json,
     job_id_of,
+    message_problem,
     parse_message,
 )
-from asya.message import route_problem as find_route_problem
 from asya.sidecar import router
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hooks, MessageContext
@@ -57,14 +58,24 @@ EMPTY = "empty_response"
 TERMINAL_CONSUMED = "terminal_consumed"
 
 
-class Outcome:
-    """How the delivery ended, for the hooks (status None: requeued untouched)."""
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """How the delivery ended, for the hooks.
 
-    __slots__ = ("reason", "status")
+    ``status`` None means requeued untouched; ``reason`` says why the message failed or could
+    not be finished.
+    """
 
-    def __init__(self) -> None:
-        self.status: str | None = None
-        self.reason: str | None = None
+    status: str | None
+    reason: str | None = None
+
+
+# Shared so that the common endings allocate nothing per message.
+REQUEUED = Disposition(None)
+SUCCEEDED = Disposition(SUCCESS)
+EMPTY_RESPONSE = Disposition(EMPTY)
+CONSUMED = Disposition(TERMINAL_CONSUMED)
+RETRIED = Disposition(ERROR)
 
 
 class Processor:
@@ -94,48 +105,46 @@ class Processor:
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
         ctx = MessageContext(delivery=delivery, body=delivery.body, started=self._clock())
-        outcome = Outcome()
+        disposition = REQUEUED
         self._hooks.on_received(ctx)
         try:
             async with settling(delivery) as settlement:
                 try:
-                    await self._process(ctx, settlement, outcome)
+                    disposition = await self._process(ctx, settlement)
                 except Exception as exc:
-                    outcome.status = None
                     hold = self._requeue_holds.next()
                     if isinstance(exc, TransportError):
-                        outcome.reason = "publish_failed"
+                        disposition = Disposition(None, "publish_failed")
                         logger.error("publishing failed, message requeued in %.1f s: %s", hold, exc)
                     else:
-                        outcome.reason = "internal_error"
+                        disposition = Disposition(None, "internal_error")
                         logger.exception("unexpected error; message requeued in %.1f s", hold)
                     await asyncio.sleep(hold)
                     settlement.requeue = True
                 else:
                     self._requeue_holds.reset()
         except asyncio.CancelledError:
-            outcome.status = None
+            if disposition.status is not None:
+                disposition = Disposition(None, disposition.reason)
             raise
         finally:
-            self._hooks.on_finished(ctx, outcome.status, outcome.reason)
+            self._hooks.on_finished(ctx, disposition.status, disposition.reason)
 
-    async def _process(self, ctx: MessageContext, settlement: Settlement, outcome: Outcome) -> None:
+    async def _process(self, ctx: MessageContext, settlement: Settlement) -> Disposition:
         # 1. Parse.
         try:
             message = parse_message(ctx.body)
         except MessageError as exc:
-            await self._fail_unparsable(ctx, None, str(exc), outcome)
-            return
+            return await self._fail_unparsable(ctx, None, str(exc))
         ctx.job_id = job_id_of(message)
-        problem = find_route_problem(message, finished_allowed=self._terminal)
+        problem = message_problem(message, finished_allowed=self._terminal)
         if problem is not None and self._terminal and _is_error_end_message(message):
             # docs/reference/crew.md#handlers: an error-end message may carry the broken route
             # that made it fail; the error-end crew must still see it (a terminal actor never
             # routes anyway).
             problem = None
         if problem is not None:
-            await self._fail_unparsable(ctx, message, problem, outcome)
-            return
+            return await self._fail_unparsable(ctx, message, problem)
         ctx.message = message
         if not self._terminal:
             route = message["route"]
@@ -155,8 +164,7 @@ class Processor:
                     f"{self._settings.queue_name} could process the message",
                     "DeadlineExceeded",
                 )
-                await self._fail(ctx, failure, outcome, reason="deadline_exceeded")
-                return
+                return await self._fail(ctx, failure, reason="deadline_exceeded")
         # 3. Progress (received, processing) runs beside the runtime call.
         await self._hooks.before_runtime(ctx)
         # 4. Runtime call (pipelined: see RuntimeClient).
@@ -165,14 +173,13 @@ class Processor:
                 # The runtime is gone or we are stopping, and this message's call has not
                 # started: give it back untouched so that another replica can take it.
                 settlement.requeue = True
-                return
+                return REQUEUED
             response = await self._call_runtime(ctx, settlement)
         if response is None:
-            return
+            return REQUEUED
         if isinstance(response, Failure):
-            await self._handle_failure(ctx, response, outcome)
-            return
-        await self._handle_success(ctx, response, outcome)
+            return await self._handle_failure(ctx, response)
+        return await self._handle_success(ctx, response)
 
     async def _call_runtime(
         self, ctx: MessageContext, settlement: Settlement
@@ -212,19 +219,15 @@ class Processor:
         self._hooks.after_runtime(ctx, elapsed, failure.code if failure else None)
         return failure if failure is not None else items
 
-    async def _handle_success(
-        self, ctx: MessageContext, outputs: list[Any], outcome: Outcome
-    ) -> None:
+    async def _handle_success(self, ctx: MessageContext, outputs: list[Any]) -> Disposition:
         if self._terminal:
             # 6. A terminal actor routes nothing, whatever the runtime returned.
-            outcome.status = TERMINAL_CONSUMED
-            return
+            return CONSUMED
         if not outputs:
             # 5. Empty response: the original message, unchanged, goes to happy-end.
             await self._hooks.before_publish(ctx, True)
             await self._send_raw(ctx, self._settings.happy_end_queue, ctx.body, router.HAPPY_END)
-            outcome.status = EMPTY
-            return
+            return EMPTY_RESPONSE
         problem = next(filter(None, map(_output_problem, outputs)), None)
         if problem is not None:
             failure = Failure(
@@ -232,8 +235,7 @@ class Processor:
                 f"runtime returned an unusable output: {problem}",
                 "InvalidOutput",
             )
-            await self._fail(ctx, failure, outcome, reason="invalid_output")
-            return
+            return await self._fail(ctx, failure, reason="invalid_output")
         # 8. Route every output on its own (fan-out), completed reported first.
         publishes = router.route_outputs(outputs, self._settings.happy_end_queue)
         await self._hooks.before_publish(ctx, True)
@@ -242,10 +244,7 @@ class Processor:
             failure = Failure("unroutable_error", str(error), "UnroutableError")
             logger.error("output of job %s could not be routed: %s", ctx.job_id, error)
             await self._send_failure(ctx, failure, output=publish.message)
-        if unroutable:
-            outcome.status, outcome.reason = ERROR, "unroutable"
-        else:
-            outcome.status = SUCCESS
+        return Disposition(ERROR, "unroutable") if unroutable else SUCCEEDED
 
     async def _publish_outputs(
         self, ctx: MessageContext, publishes: list[Publish]
@@ -268,9 +267,7 @@ class Processor:
                 raise result
         return unroutable
 
-    async def _handle_failure(
-        self, ctx: MessageContext, failure: Failure, outcome: Outcome
-    ) -> None:
+    async def _handle_failure(self, ctx: MessageContext, failure: Failure) -> Disposition:
         # 7. Recoverable (or any, in a terminal actor) → retry; otherwise error-end.
         assert ctx.message is not None
         attempt = attempt_of(ctx.message)
@@ -291,14 +288,11 @@ class Processor:
             await self._send(
                 ctx, Publish(self._settings.queue_name, retried, router.RETRY), delay=delay
             )
-            outcome.status = ERROR
-            return
+            return RETRIED
         reason = "retries_exhausted" if attempt else failure.code
-        await self._fail(ctx, failure, outcome, reason=reason)
+        return await self._fail(ctx, failure, reason=reason)
 
-    async def _fail(
-        self, ctx: MessageContext, failure: Failure, outcome: Outcome, *, reason: str
-    ) -> None:
+    async def _fail(self, ctx: MessageContext, failure: Failure, *, reason: str) -> Disposition:
         logger.info(
             "job %s failed at %s: %s: %s",
             ctx.job_id,
@@ -308,11 +302,11 @@ class Processor:
         )
         await self._hooks.before_publish(ctx, False)
         await self._send_failure(ctx, failure)
-        outcome.status, outcome.reason = ERROR, reason
+        return Disposition(ERROR, reason)
 
     async def _fail_unparsable(
-        self, ctx: MessageContext, message: dict[str, Any] | None, problem: str, outcome: Outcome
-    ) -> None:
+        self, ctx: MessageContext, message: dict[str, Any] | None, problem: str
+    ) -> Disposition:
         logger.warning("unusable message on %s: %s", self._settings.queue_name, problem)
         failure = Failure("msg_parsing_error", problem, "MessageParsingError")
         await self._send(
@@ -328,7 +322,7 @@ class Processor:
                 self._failure_kind,
             ),
         )
-        outcome.status, outcome.reason = ERROR, "msg_parsing_error"
+        return Disposition(ERROR, "msg_parsing_error")
 
     async def _send_failure(
         self, ctx: MessageContext, failure: Failure, *, output: dict[str, Any] | None = None
@@ -374,4 +368,4 @@ def _output_problem(output: Any) -> str | None:
     """Why an output cannot be routed: the same rules as an incoming message's route."""
     if not isinstance(output, dict):
         return f"expected an object, got {type(output).__name__}"
-    return find_route_problem(output)
+    return message_problem(output)

@@ -1,5 +1,4 @@
-"""The settle-once delivery of every transport, and the pull-based subscription shared by the
-memory and SQLite transports.
+"""The pull-based subscription shared by the memory and SQLite transports.
 
 Neither backend pushes messages, so both consume the same way: take up to ``prefetch`` minus
 the deliveries still unsettled, hand them out one by one, and otherwise wait until something
@@ -13,52 +12,10 @@ import abc
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-from asya.errors import TransportError
 from asya.transports.base import IncomingMessage, Subscription
-
-
-class Delivery(IncomingMessage):
-    """A delivery settled at most once; settling a delivery its transport gave back fails."""
-
-    def __init__(self, queue: str, body: bytes, *, redelivered: bool) -> None:
-        self.queue = queue
-        self.body = body
-        self.redelivered = redelivered
-        self.settled = False
-        self.void = False
-        self.on_settled: Callable[[Delivery], None] | None = None
-
-    async def ack(self) -> None:
-        if self._begin_settle():
-            await self._finish_settle(ack=True, requeue=False)
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        if self._begin_settle():
-            await self._finish_settle(ack=False, requeue=requeue)
-
-    def _begin_settle(self) -> bool:
-        if self.void:
-            raise TransportError(
-                f"delivery from {self.queue!r} is no longer held: its transport was closed or "
-                "its lease expired, so it returns to the queue"
-            )
-        if self.settled:
-            return False
-        self.settled = True
-        return True
-
-    async def _finish_settle(self, *, ack: bool, requeue: bool) -> None:
-        try:
-            await self._settle(ack=ack, requeue=requeue)
-        finally:
-            if self.on_settled is not None:
-                self.on_settled(self)
-
-    @abc.abstractmethod
-    async def _settle(self, *, ack: bool, requeue: bool) -> None:
-        """Apply the outcome in the backend."""
+from asya.transports.delivery import Delivery
 
 
 class PollingSubscription(Subscription):

@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 from asya.errors import TransportError, UnroutableError
-from asya.transports._polling import Delivery, PollingSubscription
+from asya.transports._polling import PollingSubscription
 from asya.transports.base import Subscription, Transport
+from asya.transports.delivery import Delivery
 
 
 @dataclass(order=True)

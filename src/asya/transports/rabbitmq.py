@@ -42,8 +42,8 @@ from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
-from asya.transports._polling import Delivery
 from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
+from asya.transports.delivery import Delivery
 from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,9 @@ from typing import TypeVar
 
 from asya.backoff import backoff_delay
 from asya.errors import TransportError, UnroutableError
-from asya.transports._polling import Delivery, PollingSubscription
+from asya.transports._polling import PollingSubscription
 from asya.transports.base import Subscription, Transport
+from asya.transports.delivery import Delivery
 
 log = logging.getLogger(__name__)
 

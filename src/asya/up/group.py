@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from asya.transports.base import Transport
 from asya.up.autoscale import Autoscaler
 from asya.up.model import ActorConfig
-from asya.up.replica import HandlerLoadError, Replica, ReplicaSpec
+from asya.up.replica import Replica, ReplicaSpec, RuntimeStartError
 from asya.up.supervisor import Child, LogSink
 
 logger = logging.getLogger("asya.up")
@@ -86,7 +86,7 @@ class ActorGroup:
         try:
             await replica.start()
             return True
-        except HandlerLoadError as exc:
+        except RuntimeStartError as exc:
             self.replicas.pop(index, None)
             replica.runtime.kill_group()
             if self.failed is None:

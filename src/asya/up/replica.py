@@ -40,7 +40,7 @@ def metrics_enabled(env: Mapping[str, str]) -> bool:
         return True
 
 
-class HandlerLoadError(AsyaError):
+class RuntimeStartError(AsyaError):
     """The runtime exited before serving: its handler cannot be imported or built."""
 
     def __init__(self, label: str, code: int, output: list[str]) -> None:
@@ -113,7 +113,7 @@ class Replica:
     async def start(self) -> None:
         """Start the runtime, wait for its socket, then the sidecar.
 
-        Raises HandlerLoadError (with the runtime's output) when the runtime exits first.
+        Raises RuntimeStartError (with the runtime's output) when the runtime exits first.
         """
         with contextlib.suppress(FileNotFoundError):
             self.spec.socket_path.unlink()
@@ -133,7 +133,7 @@ class Replica:
         while not self.spec.socket_path.exists():
             if not self.runtime.running:
                 code = await self.runtime.wait()
-                raise HandlerLoadError(self.label, code, list(self.runtime.recent))
+                raise RuntimeStartError(self.label, code, list(self.runtime.recent))
             if not noticed and time.monotonic() - started > _SLOW_LOAD_NOTICE:
                 self.sink.say(f"{self.label}: still loading its handler…", style="")
                 noticed = True

@@ -75,7 +75,7 @@ class LogSink:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the parent ``asya up`` dies."""
+    """Runs in the child before exec: SIGTERM it when its parent (``asya up``/``actor``) dies."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -83,10 +83,15 @@ def _die_with_parent() -> None:
 
 @dataclass
 class Child:
-    """One running OS process; ``recent`` keeps its last lines for failure reports."""
+    """One running OS process; ``recent`` keeps its last lines for failure reports.
+
+    With a ``sink`` its output is read and written there, prefixed; without one the child
+    writes to this process's stdout and stderr directly (``asya actor``: its lines stay as the
+    child logged them, e.g. JSON).
+    """
 
     spec: ChildSpec
-    sink: LogSink
+    sink: LogSink | None = None
     group: str | None = None
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
@@ -107,21 +112,23 @@ class Child:
 
     async def start(self) -> None:
         self.recent.clear()
+        captured = self.sink is not None
         self.process = await asyncio.create_subprocess_exec(
             *self.spec.argv,
             cwd=str(self.spec.cwd),
             env=dict(self.spec.env),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE if captured else None,
+            stderr=asyncio.subprocess.STDOUT if captured else None,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             limit=_LINE_LIMIT,
         )
         self.started_at = time.monotonic()
-        self._pump = asyncio.create_task(self._copy_output(), name=f"log:{self.name}")
+        if self.sink is not None:
+            self._pump = asyncio.create_task(self._copy_output(self.sink), name=f"log:{self.name}")
 
-    async def _copy_output(self) -> None:
+    async def _copy_output(self, sink: LogSink) -> None:
         assert self.process is not None and self.process.stdout is not None
         stdout = self.process.stdout
         while True:
@@ -133,7 +140,7 @@ class Child:
                 return
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.recent.append(text)
-            self.sink.line(self.name, text, self.group)
+            sink.line(self.name, text, self.group)
 
     async def wait(self) -> int:
         """Wait for the process to exit and for its last output line to be written."""

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from asya.client.gateway import GatewayClient, GatewayUnreachable, JobNotFound
+from asya.client.gateway import GatewayClient, GatewayUnreachable
+from asya.errors import JobNotFound
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -13,9 +13,9 @@ from asya.message import (
     decode_json,
     encode_json,
     job_id_of,
+    message_problem,
     parse_deadline,
     parse_message,
-    route_problem,
 )
 
 
@@ -61,16 +61,16 @@ def test_digits_inside_strings_keep_their_text() -> None:
     ],
 )
 def test_an_unusable_route_is_explained(message: dict[str, object], problem: str) -> None:
-    found = route_problem(message)
+    found = message_problem(message)
     assert found is not None
     assert problem in found
 
 
 def test_a_finished_route_is_valid_only_where_allowed() -> None:
     message = {"payload": None, "route": {"steps": ["a"], "current": 1}}
-    assert route_problem(message) is not None
-    assert route_problem(message, finished_allowed=True) is None
-    assert route_problem({"payload": None, "route": {"steps": [], "current": 0}}) is not None
+    assert message_problem(message) is not None
+    assert message_problem(message, finished_allowed=True) is None
+    assert message_problem({"payload": None, "route": {"steps": [], "current": 0}}) is not None
 
 
 def test_job_id_and_attempt_are_read_where_the_spec_puts_them() -> None:
