@@ -316,6 +316,7 @@ def read_frame(
     max_size: int,
     chunk_size: int,
     timeout: float = CLIENT_READ_TIMEOUT,
+    unread: bytearray | None = None,
 ) -> bytes | bytearray | None:
     """One frame's body; None when the peer closed before sending anything (a probe).
 
@@ -323,14 +324,24 @@ def read_frame(
     up to ``chunk_size`` bytes, which holds a whole small request: the common case costs one
     system call. A larger body goes straight into one preallocated buffer, ``chunk_size`` bytes
     per read. Once the socket has to wait, each read waits at most ``timeout`` seconds.
+
+    ``unread`` is the connection's buffer of bytes received past the previous frame (a client
+    that sends its next request before reading the answer): they are read first, and bytes
+    received past this frame are left there. Without it, such bytes are dropped.
     """
     try:
-        try:
-            first = conn.recv(chunk_size, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            first = _waiting(conn, timeout).recv(chunk_size)
-        if not first:
-            return None
+        if unread:
+            first = bytes(unread)
+            unread.clear()
+        else:
+            try:
+                first = conn.recv(chunk_size, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                first = _waiting(conn, timeout).recv(chunk_size)
+            except ConnectionResetError:  # gone, our last response unread: nothing was sent
+                return None
+            if not first:
+                return None
         while len(first) < FRAME_HEADER.size:
             more = _waiting(conn, timeout).recv(chunk_size)
             if not more:
@@ -345,7 +356,10 @@ def read_frame(
             )
         have = len(first) - FRAME_HEADER.size
         if have >= length:
-            return first[FRAME_HEADER.size : FRAME_HEADER.size + length]
+            end = FRAME_HEADER.size + length
+            if unread is not None:
+                unread += first[end:]
+            return first[FRAME_HEADER.size : end]
         body = bytearray(length)
         view = memoryview(body)
         view[:have] = first[FRAME_HEADER.size :]
@@ -785,11 +799,18 @@ def process_request(
 
 
 # ---------------------------------------------------------------------------------------------
-# Worker: loads the handler, then accepts and answers one connection at a time
+# Worker: loads the handler, then answers requests, one at a time, on every open connection
 # ---------------------------------------------------------------------------------------------
 
 _BUSY_SINCE = struct.Struct("d")
 EXIT_LOAD_FAILED = 3
+
+
+class _Client(NamedTuple):
+    """An open connection and the bytes received on it past the last request read."""
+
+    conn: socket.socket
+    unread: bytearray
 
 
 class Worker:
@@ -812,6 +833,9 @@ class Worker:
         self.lifeline_fd = lifeline_fd
         self.stopping = False
         self.call: Callable[[Any], list[Any]] = lambda argument: []
+        self._poller = select.poll()
+        # Open connections by file descriptor, least recently served first.
+        self._connections: dict[int, _Client] = {}
 
     def run(self) -> int:
         with contextlib.suppress(AttributeError, ValueError):  # a handler's print() shows at once
@@ -839,67 +863,127 @@ class Worker:
         os.write(self.status_fd, json.dumps(status).encode() + b"\n")
 
     def _serve(self, wake_r: int) -> None:
-        """Accept and answer connections until a stop signal or the supervisor's death.
+        """Answer requests until a stop signal or the supervisor's death.
 
-        Accepting comes first and waiting (poll) only when nothing is queued, so a busy worker
-        spends one system call per connection on accepting it.
+        A connection stays open for further requests until its client closes it (the original
+        sidecar and readiness probes close after one). One poll covers the listener and every
+        open connection; connections with a request waiting are served least recently served
+        first, so clients take turns in the order they sent (the sidecar's pipelined calls).
         """
         listen_fd = self.listener.fileno()
-        poller = select.poll()
         for fd in (listen_fd, wake_r, self.lifeline_fd):
-            poller.register(fd, select.POLLIN)
+            self._poller.register(fd, select.POLLIN)
         while not self.stopping:
-            if self._accept_one():
-                continue
-            events = dict(poller.poll())
+            # A request already received in full (behind the previous one) must not wait.
+            buffered = any(client.unread for client in self._connections.values())
+            events = dict(self._poller.poll(0 if buffered else None))
             if self.lifeline_fd in events:
                 logger.error("the supervisor is gone; worker exiting")
                 return
             if wake_r in events:
                 os.read(wake_r, 512)
-        # Connections made before the socket path was removed are requests in flight: answer them.
-        while self._accept_one():
-            pass
+            if listen_fd in events:
+                self._accept_waiting()
+            ready = [
+                fd for fd, client in self._connections.items() if fd in events or client.unread
+            ]
+            for fd in ready:
+                if self.stopping:
+                    break
+                self._serve_next_request(fd, keep_open=True)
+        self._finish_sent_requests()
         logger.info("worker stopped")
 
-    def _accept_one(self) -> bool:
-        """Answer one queued connection; False when none is waiting."""
-        try:
-            conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as exc:  # e.g. out of file descriptors: wait a little, never spin
-            logger.warning("accept failed: %s", exc)
-            time.sleep(0.1)
-            return False
-        with conn:
-            self.serve_connection(conn)
-        return True
+    def _finish_sent_requests(self) -> None:
+        """After a stop signal: answer the requests already sent, on connections made before the
+        socket path was removed and on open ones, then close every connection (a request sent
+        after that meets a closed connection, and its client no socket to reconnect to)."""
+        while True:
+            accepted = self._accept_waiting()
+            events = dict(self._poller.poll(0))
+            ready = [
+                fd for fd, client in self._connections.items() if fd in events or client.unread
+            ]
+            if not ready and not accepted:
+                break
+            for fd in ready:
+                self._serve_next_request(fd, keep_open=False)
+        for fd in list(self._connections):
+            self._close_connection(fd)
+
+    def _accept_waiting(self) -> int:
+        """Accept every queued connection and watch it for requests; how many were taken."""
+        accepted = 0
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return accepted
+            except OSError as exc:  # e.g. out of file descriptors: wait a little, never spin
+                logger.warning("accept failed: %s", exc)
+                time.sleep(0.1)
+                return accepted
+            self._connections[conn.fileno()] = _Client(conn, bytearray())
+            self._poller.register(conn, select.POLLIN)
+            accepted += 1
+
+    def _serve_next_request(self, fd: int, keep_open: bool) -> None:
+        client = self._connections.pop(fd)
+        if self.serve_request(client.conn, unread=client.unread) and keep_open:
+            self._connections[fd] = client  # to the back of the line
+            return
+        self._poller.unregister(fd)
+        client.conn.close()
+
+    def _close_connection(self, fd: int) -> None:
+        self._poller.unregister(fd)
+        self._connections.pop(fd).conn.close()
 
     def serve_connection(
         self, conn: socket.socket, read_timeout: float = CLIENT_READ_TIMEOUT
     ) -> None:
-        """Read one request, answer it; a probe (closed before any byte) is ignored quietly."""
+        """Answer requests on ``conn`` one after another until the client closes it."""
+        unread = bytearray()
+        while self.serve_request(conn, read_timeout, unread):
+            pass
+
+    def serve_request(
+        self,
+        conn: socket.socket,
+        read_timeout: float = CLIENT_READ_TIMEOUT,
+        unread: bytearray | None = None,
+    ) -> bool:
+        """Read one request and answer it; True when the connection can carry another.
+
+        A client that closes before sending anything (a readiness probe, or a client done with
+        its connection) is let go quietly. After a frame that could not be read whole the rest
+        of the stream cannot be trusted: that answer is the connection's last. ``unread`` is
+        the connection's buffer of bytes received past the previous request (see read_frame).
+        """
         config = self.config
         try:
-            body = read_frame(conn, config.max_message_size, config.chunk_size, read_timeout)
+            body = read_frame(
+                conn, config.max_message_size, config.chunk_size, read_timeout, unread
+            )
         except FrameTooLargeError as exc:
             logger.warning("refused a frame: %s", exc)
             _send_quietly(conn, exception_response(MSG_PARSING_ERROR, exc), read_timeout)
-            return
+            return False
         except (IncompleteFrameError, OSError) as exc:
             logger.warning("dropped a client: %s", exc)
             failure = exc if isinstance(exc, IncompleteFrameError) else IncompleteFrameError(exc)
             _send_quietly(conn, exception_response(CONNECTION_ERROR, failure), read_timeout)
-            return
+            return False
         if body is None:
-            logger.debug("connection closed before its first byte (readiness probe)")
-            return
+            logger.debug("client closed its connection (a readiness probe if it sent nothing)")
+            return False
         response = encode_response(process_request(body, self._timed_call, config))
         try:
             send_frame(conn, response, read_timeout)
         except OSError as exc:
             logger.warning("could not send the response (%d bytes): %s", len(response), exc)
+            return False
+        return True
 
     def _timed_call(self, argument: Any) -> list[Any]:
         _BUSY_SINCE.pack_into(self.busy, 0, time.monotonic())

@@ -224,6 +224,7 @@ class Sidecar:
     async def _close(self) -> None:
         for closer in (
             self.transport.close,
+            self.runtime.aclose,
             self.reporter.aclose if self.reporter else None,
             self.metrics_server.close if self.metrics_server else None,
         ):

@@ -228,6 +228,7 @@ class Processor:
             await self._hooks.before_publish(ctx, True)
             await self._send_raw(ctx, self._settings.happy_end_queue, ctx.body, router.HAPPY_END)
             return EMPTY_RESPONSE
+        outputs = router.with_input_fields(outputs, ctx.message)  # the original runtime: no job_id
         problem = next(filter(None, map(_output_problem, outputs)), None)
         if problem is not None:
             failure = Failure(

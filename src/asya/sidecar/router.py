@@ -91,6 +91,21 @@ def error_in_response(items: Sequence[Any]) -> Failure | None:
     return None
 
 
+def with_input_fields(outputs: Sequence[Any], message: Message | None) -> list[Any]:
+    """Each output object completed with the input's top-level fields it lacks.
+
+    Our runtime already answers so (docs/reference/runtime-protocol.md#output-fields: in payload
+    mode the input with ``payload`` replaced, in message mode the input's fields an output left
+    out). The original
+    runtime answers ``{payload, route}`` only, and the original sidecar copied ``job_id`` over
+    itself: without this, a job the gateway tracks would never finish. What the output has
+    wins; anything but an object passes unchanged (and is refused as unroutable).
+    """
+    if message is None:
+        return list(outputs)
+    return [{**message, **output} if isinstance(output, dict) else output for output in outputs]
+
+
 def route_outputs(outputs: Sequence[Message], happy_end: str) -> list[Publish]:
     """Advance each output's route by one step and pick its queue (fan-out: each on its own).
 

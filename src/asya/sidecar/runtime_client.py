@@ -1,4 +1,4 @@
-"""Calling the runtime over its Unix socket: one connection, one request, one response.
+"""Calling the runtime over its Unix socket: one request, one response, on kept connections.
 
 The three ways a call can fail mean different things to the sidecar, so each has its own
 exception: the runtime is not there at all (``RuntimeUnavailable``: requeue the message and wait),
@@ -22,6 +22,9 @@ MAX_RESPONSE_SIZE = 1 << 30
 #: Calls in flight at once: one being served, one waiting in the runtime's backlog.
 PIPELINE_DEPTH = 2
 READ_SIZE = 65536
+#: New connections one call may try when the runtime keeps closing them with the request
+#: unread (its worker dying on other calls) before the call counts as crashed.
+MAX_RESENDS = 3
 
 
 class RuntimeCallError(Exception):
@@ -44,6 +47,15 @@ class RuntimeCrashed(RuntimeCallError):
         self.received = received  # response bytes that did arrive
 
 
+class _RequestDropped(Exception):
+    """The runtime closed the connection with the request unread: the handler never saw it.
+
+    Linux tells this apart from a runtime that read the request and died on it: writing to a
+    closed connection fails with EPIPE, and a peer closing with unread data leaves the reader
+    ECONNRESET instead of an orderly end of stream.
+    """
+
+
 def _incomplete(received: int) -> RuntimeCrashed:
     return RuntimeCrashed(
         f"the runtime closed the connection after {received} bytes without a complete response",
@@ -56,11 +68,18 @@ class RuntimeClient:
     ``socket_path``.
 
     The runtime serves one request after another. Calls made inside ``slot()`` are pipelined
-    ``PIPELINE_DEPTH`` deep: the next request is already connected and sent (it waits in the
-    runtime's backlog) while the current one runs, so the runtime never idles between
-    messages. A call's timeout starts only when the call ahead of it has ended, so it measures
-    the message's own time in the runtime, never the wait behind another one; after a call
-    ahead timed out or crashed, the next one is also given the runtime's recovery time.
+    ``PIPELINE_DEPTH`` deep: the next request is already sent (it waits in the runtime) while
+    the current one runs, so the runtime never idles between messages. A call's timeout starts
+    only when the call ahead of it has ended, so it measures the message's own time in the
+    runtime, never the wait behind another one; after a call ahead timed out or crashed, the
+    next one is also given the runtime's recovery time.
+
+    Connections are kept: a call takes an idle one (one per pipelined call is all it takes) and
+    gives it back after a whole response. A connection whose call timed out or broke is closed,
+    never reused. A request the runtime dropped unread -- an idle connection it closed (the
+    original runtime closes each after one request; a replaced worker takes its connections
+    with it), or one left waiting behind a call whose worker died -- is sent again on a new
+    connection, so it meets the fresh worker exactly as a request waiting in the backlog does.
     """
 
     def __init__(self, socket_path: str, timeout: float, recovery: float = 2.0) -> None:
@@ -69,6 +88,7 @@ class RuntimeClient:
         self.recovery = recovery
         self._slots = asyncio.Semaphore(PIPELINE_DEPTH)
         self._last: asyncio.Future[bool] | None = None  # the latest call; result: it failed
+        self._idle: list[socket.socket] = []  # open connections with no call on them
 
     def slot(self) -> asyncio.Semaphore:
         """``async with client.slot():`` waits for room in the pipeline (the caller may still
@@ -78,19 +98,18 @@ class RuntimeClient:
     async def call(self, body: bytes) -> bytes:
         """Send ``body`` as one frame and return the response frame's bytes.
 
-        The socket is driven with the event loop's ``sock_*`` calls rather than streams: one
-        connection per message makes the stream objects' set-up a visible share of the cost.
+        The socket is driven with the event loop's ``sock_*`` calls rather than streams: they
+        cost the least per message.
         """
         loop = asyncio.get_running_loop()
         ahead, self._last = self._last, loop.create_future()
         mine = self._last
         failed = True
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        frame = pack_frame(body)
+        sock: socket.socket | None = None
         try:
-            await self._connect(loop, sock)
+            sock = await self._send_request(loop, frame)
             try:
-                await self._send(loop, sock, pack_frame(body))
                 budget = self.timeout
                 if ahead is not None:
                     if not ahead.done():
@@ -101,7 +120,20 @@ class RuntimeClient:
                     if ahead.result():
                         budget += self.recovery
                 async with asyncio.timeout(budget):
-                    response = await self._receive(loop, sock)
+                    resends = 0
+                    while True:
+                        try:
+                            response = await self._receive(loop, sock)
+                            break
+                        except _RequestDropped as exc:
+                            sock.close()
+                            sock = None
+                            resends += 1
+                            if resends > MAX_RESENDS:
+                                raise RuntimeCrashed(
+                                    f"the runtime dropped the request: {exc}"
+                                ) from exc
+                            sock = await self._send_request(loop, frame, reuse=False)
             except RuntimeCrashed as exc:
                 if exc.received == 0 and not await self.probe():
                     # Closed unanswered and nobody listens any more: the runtime stopped (its
@@ -109,13 +141,56 @@ class RuntimeClient:
                     raise RuntimeUnavailable(f"the runtime went away: {exc}") from exc
                 raise
             failed = False
+            self._release(sock)
+            sock = None
             return response
         except TimeoutError as exc:
             raise RuntimeTimeout(f"no response within {self.timeout} s") from exc
         finally:
-            sock.close()
+            if sock is not None:
+                sock.close()
             if not mine.done():
                 mine.set_result(failed)
+
+    async def _send_request(
+        self, loop: asyncio.AbstractEventLoop, frame: bytes, reuse: bool = True
+    ) -> socket.socket:
+        """A connection with ``frame`` sent on it: an idle one the runtime still holds open,
+        else a new one."""
+        while reuse and self._idle:
+            sock = self._idle.pop()
+            try:
+                await self._send(loop, sock, frame)
+            except _RequestDropped:
+                sock.close()  # the runtime closed it while it was idle
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await self._connect(loop, sock)
+            await self._send(loop, sock, frame)
+        except _RequestDropped as exc:
+            sock.close()
+            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _release(self, sock: socket.socket) -> None:
+        if len(self._idle) < PIPELINE_DEPTH:
+            self._idle.append(sock)
+        else:
+            sock.close()
+
+    async def aclose(self) -> None:
+        """Close the idle connections (a call in flight closes its own when it ends)."""
+        while self._idle:
+            self._idle.pop().close()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         # A local socket accepts at once unless its backlog is full: try that first, without
@@ -140,15 +215,17 @@ class RuntimeClient:
                 sent = 0
             if sent < len(frame):
                 await loop.sock_sendall(sock, memoryview(frame)[sent:])
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _RequestDropped(str(exc)) from exc
         except OSError as exc:
             raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
 
     @staticmethod
     async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
         header_size = FRAME_HEADER.size
+        data = b""
         try:
             # Usually the whole (small) response arrives in the first read.
-            data = b""
             while len(data) < header_size:
                 chunk = await loop.sock_recv(sock, READ_SIZE)
                 if not chunk:
@@ -170,6 +247,10 @@ class RuntimeClient:
                     raise _incomplete(header_size + filled)
                 filled += received
             return bytes(buffer)
+        except ConnectionResetError as exc:
+            if not data:
+                raise _RequestDropped(str(exc)) from exc
+            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}", len(data)) from exc
         except OSError as exc:
             raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
 

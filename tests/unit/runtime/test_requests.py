@@ -180,10 +180,25 @@ def worker(config: RuntimeConfig = PAYLOAD_MODE) -> Worker:
     return served
 
 
-def test_worker_answers_a_connection_with_one_frame() -> None:
+def read_responses(client: socket.socket) -> list[Any]:
+    """Every response frame the client received until the worker closed its end."""
+    data = b""
+    while chunk := client.recv(1 << 16):
+        data += chunk
+    responses = []
+    while data:
+        length = int.from_bytes(data[:4], "big")
+        responses.append(json.loads(data[4 : 4 + length]))
+        data = data[4 + length :]
+    return responses
+
+
+def test_worker_answers_a_one_shot_client_like_before() -> None:
+    # The original sidecar: one frame, then it is done with the connection.
     client, server = socket.socketpair()
     with client, server:
         client.sendall(pack_frame(json.dumps({"route": ROUTE, "payload": 3}).encode()))
+        client.shutdown(socket.SHUT_WR)
 
         worker().serve_connection(server)
         server.close()
@@ -191,6 +206,34 @@ def test_worker_answers_a_connection_with_one_frame() -> None:
 
     assert json.loads(data[4:]) == [{"route": ROUTE, "payload": {"echo": 3}}]
     assert int.from_bytes(data[:4], "big") == len(data) - 4
+
+
+def test_worker_serves_several_requests_on_one_connection() -> None:
+    client, server = socket.socketpair()
+    with client, server:
+        for payload in (1, "two", [3]):
+            client.sendall(pack_frame(json.dumps({"route": ROUTE, "payload": payload}).encode()))
+        client.shutdown(socket.SHUT_WR)
+
+        worker().serve_connection(server)
+        server.close()
+        responses = read_responses(client)
+
+    assert responses == [
+        [{"route": ROUTE, "payload": {"echo": payload}}] for payload in (1, "two", [3])
+    ]
+
+
+def test_a_request_answers_whether_the_connection_stays_open() -> None:
+    client, server = socket.socketpair()
+    with client, server:
+        served = worker()
+        client.sendall(pack_frame(json.dumps({"route": ROUTE, "payload": 1}).encode()))
+        assert served.serve_request(server) is True  # answered: ready for the next one
+        client.sendall(b"\x7f\xff\xff\xff")  # larger than ASYA_MAX_MESSAGE_SIZE
+        assert served.serve_request(server) is False  # its body was never read: stream unusable
+        client.close()
+        assert served.serve_request(server) is False  # the client is gone
 
 
 def test_worker_drops_a_silent_client_with_a_connection_error() -> None:

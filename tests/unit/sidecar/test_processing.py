@@ -311,7 +311,7 @@ async def test_an_invalid_runtime_response_goes_to_error_end(harness: Harness) -
     ("output", "problem"),
     [
         ("just text", "expected an object, got str"),
-        ({"route": {"steps": ["step-a"], "current": 0}}, "no 'payload'"),
+        ({"payload": 1, "route": ["step-a"]}, "'route' must be an object"),
         ({"payload": 1, "route": {"steps": ["step-a"], "current": 1}}, "out of range"),
     ],
 )

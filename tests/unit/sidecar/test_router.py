@@ -135,3 +135,18 @@ def test_runtime_error_responses_are_recognised() -> None:
     assert (failure.code, failure.recoverable, failure.retry_after) == ("oom_error", True, 30.0)
     assert router.error_in_response([{"payload": 1, "route": {}}]) is None
     assert router.error_in_response([]) is None
+
+
+def test_outputs_get_the_input_fields_they_lack_and_keep_their_own() -> None:
+    message = {"job_id": "j-1", "headers": {"trace": "t"}, "payload": 1, "route": {"current": 0}}
+    outputs = [
+        {"payload": 2, "route": {"current": 0, "steps": ["a"]}},
+        {"payload": 3, "job_id": "own"},
+        "text",
+    ]
+
+    completed = router.with_input_fields(outputs, message)
+
+    assert completed[0] == {**message, "payload": 2, "route": {"current": 0, "steps": ["a"]}}
+    assert completed[1]["job_id"] == "own"
+    assert completed[2] == "text"  # refused later as an output that is not an object
