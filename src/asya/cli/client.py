@@ -31,6 +31,7 @@ from asya.client.gateway import (
     GatewayRefused,
     GatewayUnreachable,
 )
+from asya.client.job_view import job_lines
 from asya.client.progress_view import choose_view, print_outcome
 from asya.errors import JobNotFound
 
@@ -73,7 +74,18 @@ def _client(url: str) -> Iterator[GatewayClient]:
         _fail(EXIT_USAGE, f"error: {exc}")
 
 
-def _follow(client: GatewayClient, job_id: str, interactive: bool | None = None) -> int:
+_traceback_option = click.option(
+    "-v",
+    "--traceback",
+    "verbose",
+    is_flag=True,
+    help="On failure, print the whole traceback (not only the handler's line).",
+)
+
+
+def _follow(
+    client: GatewayClient, job_id: str, interactive: bool | None = None, verbose: bool = False
+) -> int:
     view = choose_view(interactive)
     view.start(job_id)
     try:
@@ -84,7 +96,7 @@ def _follow(client: GatewayClient, job_id: str, interactive: bool | None = None)
     job = client.job(job_id)
     if job.get("status") not in TERMINAL:
         _fail(EXIT_FAILED, f"error: the stream ended but job {job_id} is {job.get('status')}")
-    return print_outcome(job)
+    return print_outcome(job, verbose=verbose)
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -93,8 +105,14 @@ def _follow(client: GatewayClient, job_id: str, interactive: bool | None = None)
 @click.option("--json", "json_text", help="Arguments as a JSON object (key=value pairs win).")
 @_gateway_option
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once.")
+@_traceback_option
 def call(
-    tool: str, assignments: tuple[str, ...], json_text: str | None, gateway_url: str, no_wait: bool
+    tool: str,
+    assignments: tuple[str, ...],
+    json_text: str | None,
+    gateway_url: str,
+    no_wait: bool,
+    verbose: bool,
 ) -> None:
     """Call TOOL with key=value arguments and follow the job to its result.
 
@@ -119,7 +137,7 @@ def call(
         if no_wait:
             click.echo(job_id)
             return
-        sys.exit(_follow(client, job_id))
+        sys.exit(_follow(client, job_id, verbose=verbose))
 
 
 @click.group()
@@ -130,19 +148,26 @@ def jobs() -> None:
 @jobs.command("get")
 @click.argument("job_id")
 @_gateway_option
-def jobs_get(job_id: str, gateway_url: str) -> None:
-    """Print job JOB_ID as JSON."""
+@click.option("--json", "as_json", is_flag=True, help="Print the job as the API returns it.")
+@_traceback_option
+def jobs_get(job_id: str, gateway_url: str, as_json: bool, verbose: bool) -> None:
+    """Show job JOB_ID: status, progress, and its result or why it failed."""
     with _client(gateway_url) as client:
-        click.echo(json.dumps(client.job(job_id), indent=2, ensure_ascii=False))
+        job = client.job(job_id)
+    if as_json:
+        click.echo(json.dumps(job, indent=2, ensure_ascii=False))
+        return
+    click.echo("\n".join(job_lines(job, verbose=verbose)))
 
 
 @jobs.command("watch")
 @click.argument("job_id")
 @_gateway_option
-def jobs_watch(job_id: str, gateway_url: str) -> None:
+@_traceback_option
+def jobs_watch(job_id: str, gateway_url: str, verbose: bool) -> None:
     """Follow job JOB_ID's progress; print its result (exit 0) or error (exit 1)."""
     with _client(gateway_url) as client:
-        sys.exit(_follow(client, job_id))
+        sys.exit(_follow(client, job_id, verbose=verbose))
 
 
 @jobs.command("list")

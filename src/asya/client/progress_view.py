@@ -22,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from asya.client.failure_view import failure_lines
 from asya.client.gateway import JobEvent
 
 
@@ -128,8 +129,15 @@ def choose_view(interactive: bool | None = None) -> ProgressView:
     return LiveProgress() if interactive else PlainProgress()
 
 
-def print_outcome(job: dict[str, Any], out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Result JSON on stdout (exit 0) or the error on stderr (exit 1)."""
+def print_outcome(
+    job: dict[str, Any],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    verbose: bool = False,
+) -> int:
+    """Result JSON on stdout (exit 0) or the failure on stderr (exit 1): its cause and the
+    handler's frame, or (``verbose``) the whole traceback."""
     out = out or sys.stdout
     err = err or sys.stderr
     status = job.get("status")
@@ -138,6 +146,6 @@ def print_outcome(job: dict[str, Any], out: TextIO | None = None, err: TextIO | 
         out.flush()
         err.write(f"job {job.get('id')} Succeeded\n")
         return 0
-    error = job.get("error") or "no error message"
-    err.write(f"job {job.get('id')} {status}: {error}\n")
+    err.write("\n".join(failure_lines(job, verbose=verbose)) + "\n")
+    err.flush()
     return 1

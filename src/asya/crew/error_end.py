@@ -4,7 +4,7 @@
 Run with ``ASYA_HANDLER=asya.crew.error_end.handle`` in message mode, validation off (a failed
 message may carry a broken route), behind a terminal sidecar. Persists the message under the
 errors prefix when S3 is configured, then reports ``{"status": "failed", "error": "<code>:
-<message>"}`` to the gateway.
+<message>", "error_details": {...}}`` to the gateway (docs/reference/crew.md#handlers).
 """
 
 from __future__ import annotations
@@ -38,6 +38,33 @@ def failed_step(message: Message) -> str:
     return "unknown"
 
 
+def error_details_of(message: Message) -> dict[str, Any]:
+    """The ``error_details`` of the final report: the failure's cause as error-end received it.
+
+    Every key is present; a part the message lacks is null (the gateway stores it as is).
+    """
+    details = message.get("error_details")
+    details = details if isinstance(details, dict) else {}
+    branch = message.get("branch")
+    attempts = message.get("attempts")
+    return {
+        "code": _text_or_none(message.get("error")),
+        "message": _text_or_none(details.get("message")),
+        "type": _text_or_none(details.get("type")),
+        "traceback": _text_or_none(details.get("traceback")),
+        "failed_step": _text_or_none(message.get("failed_step")),
+        "branch": branch if isinstance(branch, list) and branch else None,
+        "attempts": attempts
+        if isinstance(attempts, int) and not isinstance(attempts, bool)
+        else None,
+        "severity": _text_or_none(details.get("severity")),
+    }
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
 class ErrorEnd(CrewMember):
     role = "error-end"
 
@@ -56,7 +83,11 @@ class ErrorEnd(CrewMember):
             return []
         logger.info("error-end: job %s failed at %s: %s", job_id, failed_step(message), error)
         prefix = self.settings.s3.errors_prefix if self.settings.s3 else ""
-        body: dict[str, Any] = {"status": "failed", "error": error}
+        body: dict[str, Any] = {
+            "status": "failed",
+            "error": error,
+            "error_details": error_details_of(message),
+        }
         self.finish(job_id, prefix=prefix, step=failed_step(message), message=message, body=body)
         return []
 

@@ -3,7 +3,8 @@
 ``tools/list`` shows the tools file as JSON Schemas; ``tools/call`` creates a job exactly like
 ``POST /tools/call``. A tool with ``wait: true`` follows its job instead and answers with the
 result, sending ``notifications/progress`` whenever the percent rises (when the client asked
-for progress with a ``progressToken``). Schema errors come back as ``isError`` results so an
+for progress with a ``progressToken``); a failed job answers ``isError`` with its ``error`` and
+``error_details`` in ``structuredContent``. Schema errors come back as ``isError`` results so an
 agent can read and correct them; neither they nor an unknown tool create a job.
 """
 
@@ -50,7 +51,10 @@ def job_result(job: Job) -> types.CallToolResult:
             isError=False,
         )
     if job.terminal:
-        return _error_result(f"Job {job.id} failed: {job.error}", {"job_id": job.id})
+        return _error_result(
+            f"Job {job.id} failed: {job.error}",
+            {"job_id": job.id, "error": job.error, "error_details": job.error_details},
+        )
     return _error_result(
         f"Job {job.id} did not finish in time (status {job.status}); "
         f"follow it at GET /jobs/{job.id}",

@@ -50,6 +50,8 @@ class Job:
     total_steps: int
     created_at: datetime
     updated_at: datetime
+    #: The cause of a failure (docs/reference/jobs.md#error-details); None unless Failed.
+    error_details: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -74,6 +76,7 @@ class Job:
             "total_steps": self.total_steps,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
+            "error_details": self.error_details,
         }
 
 
@@ -103,6 +106,8 @@ class JobUpdate:
     step: str | None
     step_status: str | None
     timestamp: datetime
+    #: Only on the final update of a Failed job as the SSE stream sends it (never stored).
+    error_details: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -120,6 +125,7 @@ class JobUpdate:
             "step": self.step,
             "step_status": self.step_status,
             "timestamp": rfc3339(self.timestamp),
+            "error_details": self.error_details,
         }
 
     def to_wire(self) -> dict[str, Any]:
@@ -140,4 +146,5 @@ class JobUpdate:
             step=data.get("step"),
             step_status=data.get("step_status"),
             timestamp=datetime.fromisoformat(data["timestamp"]),
+            error_details=data.get("error_details"),
         )

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from asya.errors import AsyaError, JobNotFound, TransportError
+from asya.gateway import failures
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
@@ -105,7 +106,8 @@ class JobService:
             error = f"could not publish to {steps[0]!r}: {exc}"
             logger.error("job %s: %s", job_id, error)
             self.metrics.publish_failures.labels(tool.name).inc()
-            await self._settled(await self.store.fail(job_id, error))
+            details = failures.publish_details(steps[0], error)
+            await self._settled(await self.store.fail(job_id, error, error_details=details))
             raise PublishFailed(job_id, error) from exc
         try:
             await self._settled(await self.store.mark_running(job_id))
@@ -155,7 +157,9 @@ class JobService:
         actor = _optional_str(body, "actor_name") or ""
         message = _optional_str(body, "message")
         if status == "error":
-            outcome = await self.store.fail(job_id, message or f"heartbeat error from {actor}")
+            error = message or f"heartbeat error from {actor}"
+            details = failures.heartbeat_details(actor, error)
+            outcome = await self.store.fail(job_id, error, error_details=details)
             return await self._settled(outcome, report="heartbeat")
         job = await self.get(job_id)
         steps = job.route["steps"]
@@ -179,14 +183,24 @@ class JobService:
         if status == "succeeded":
             outcome = await self.store.succeed(job_id, body.get("result"), metadata)
         elif status == "failed":
-            outcome = await self.store.fail(job_id, _error_text(body.get("error")), metadata)
+            error = _error_text(body.get("error"))
+            try:
+                details = failures.checked_details(body.get("error_details"))
+            except failures.DetailsInvalid as exc:
+                raise BadRequest(str(exc)) from None
+            if details is None:
+                details = failures.details_of_error_text(error)
+            outcome = await self.store.fail(job_id, error, metadata, details)
         else:
             raise BadRequest("field 'status' must be 'succeeded' or 'failed'")
         return await self._settled(outcome, report="final")
 
     async def time_out(self, job: Job) -> bool:
         """Fail an expired job; False when it was already terminal (another replica won)."""
-        outcome = await self.store.fail(job.id, timeout_error(job.timeout_seconds))
+        details = failures.deadline_details(job.timeout_seconds, job.current_step)
+        outcome = await self.store.fail(
+            job.id, timeout_error(job.timeout_seconds), error_details=details
+        )
         if outcome.update is not None:
             logger.info("job %s timed out after %s s", job.id, job.timeout_seconds)
         await self._settled(outcome, report="deadline")

@@ -1,6 +1,9 @@
 """Server-sent events for one job (docs/reference/gateway-api.md#sse): status, replay, live updates,
 close when terminal.
 
+The final update of a Failed job carries the job's ``error_details`` (read from the job row when
+the update is sent: updates themselves keep only the one-line ``error``).
+
 The stream subscribes to the in-process hub *before* reading the job and its updates from the
 database, so nothing published in between is missed; updates seen twice (replay and live) are
 dropped by their sequence number. An idle stream costs one queue and a timer: no polling.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
-from asya.gateway.models import JobUpdate
+from asya.gateway.models import FAILED, JobUpdate
 from asya.gateway.store import JobStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,21 @@ def status_event(status: str) -> bytes:
 def update_event(update: JobUpdate) -> bytes:
     data = orjson.dumps(update.to_json()).decode()
     return f"id: {update.sequence}\nevent: update\ndata: {data}\n\n".encode()
+
+
+async def with_error_details(update: JobUpdate, store: JobStore) -> JobUpdate:
+    """The final update of a Failed job with the job's ``error_details`` (unchanged otherwise,
+    or when the database cannot say)."""
+    if update.status != FAILED:
+        return update
+    try:
+        job = await store.get_job(update.job_id)
+    except StoreUnavailable as exc:
+        logger.warning("SSE for job %s: final update without error_details: %s", update.job_id, exc)
+        return update
+    if job is None or job.error_details is None:
+        return update
+    return dataclasses.replace(update, error_details=job.error_details)
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -69,10 +88,11 @@ async def job_events(
         yield status_event(job.status)
         last = after
         for update in replay:
+            if update.terminal:
+                yield update_event(await with_error_details(update, store))
+                return
             yield update_event(update)
             last = update.sequence
-            if update.terminal:
-                return
         if job.terminal:
             return
         while True:
@@ -85,10 +105,11 @@ async def job_events(
                 return
             if incoming.sequence <= last:
                 continue
+            if incoming.terminal:
+                yield update_event(await with_error_details(incoming, store))
+                return
             yield update_event(incoming)
             last = incoming.sequence
-            if incoming.terminal:
-                return
 
 
 class EventStreamResponse(StreamingResponse):

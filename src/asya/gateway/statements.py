@@ -82,6 +82,7 @@ FAIL = _change(
     {
         "status": FAILED,
         "error": _P("p_error", type_=sa.Text()),
+        "error_details": _P("p_error_details", type_=JSONType),
         "message": _MESSAGE,
         "final_metadata": _FINAL_METADATA,
     }

@@ -252,11 +252,16 @@ class JobStore:
         return await self._change(sql.SUCCEED, job_id, params, MSG_SUCCEEDED, result=result)
 
     async def fail(
-        self, job_id: str, error: str, metadata: Mapping[str, Any] | None = None
+        self,
+        job_id: str,
+        error: str,
+        metadata: Mapping[str, Any] | None = None,
+        error_details: Mapping[str, Any] | None = None,
     ) -> Outcome:
         message = failed_message(error)
         params = {
             "p_error": error,
+            "p_error_details": dict(error_details) if error_details is not None else None,
             "p_message": message,
             "p_final_metadata": dict(metadata) if metadata else None,
         }
@@ -335,6 +340,7 @@ def _job(row: Row[Any]) -> Job:
         total_steps=row.total_steps,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        error_details=row.error_details,
     )
 
 

@@ -59,8 +59,10 @@ async def test_tools_call_creates_a_running_job_and_publishes_its_message(
         "total_steps",
         "created_at",
         "updated_at",
+        "error_details",
     }
     assert job["status"] == "Running"
+    assert job["error_details"] is None
     assert job["payload"] == {"value": 10, "mode": "fast"}
     assert job["timeout_seconds"] == 10
     assert job["total_steps"] == 2

@@ -21,6 +21,7 @@ UPDATE_FIELDS = {
     "step",
     "step_status",
     "timestamp",
+    "error_details",
 }
 
 

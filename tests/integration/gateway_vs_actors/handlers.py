@@ -34,6 +34,9 @@ def incrementer(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def error(payload: dict[str, Any]) -> dict[str, Any]:
+    """Raises ValueError; with ``reason: missing_key`` a KeyError, the way a handler's bug does."""
+    if payload.get("reason") == "missing_key":
+        return {"value": payload["missing_key"]}
     raise ValueError(f"Simulated failure: {payload.get('reason', 'no reason given')}")
 
 

@@ -18,7 +18,7 @@ from tests.integration.gateway_vs_actors.mesh import (
 
 UPDATE_FIELDS = {
     "job_id", "status", "message", "result", "error", "progress_percent", "step",
-    "step_status", "timestamp",
+    "step_status", "timestamp", "error_details",
 }  # fmt: skip
 
 

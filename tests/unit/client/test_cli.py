@@ -12,6 +12,13 @@ from click.testing import CliRunner
 from asya.cli import client as client_cli
 from asya.client.gateway import GatewayClient
 
+TRACEBACK = """Traceback (most recent call last):
+  File "/home/me/project/handlers.py", line 12, in parse
+    return {"word": p["missing_key"]}
+                    ~^^^^^^^^^^^^^^^
+KeyError: 'missing_key'
+"""
+
 TOOLS = {
     "tools": [
         {
@@ -42,13 +49,20 @@ class FakeGateway:
 
     def __init__(self, outcome: str = "Succeeded") -> None:
         self.outcome = outcome
+        self.error_details: dict[str, Any] | None = None
         self.calls: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
 
     def job(self) -> dict[str, Any]:
         if self.outcome == "Succeeded":
             return {"id": "j1", "status": "Succeeded", "result": {"value": 25}, "error": None}
-        return {"id": "j1", "status": "Failed", "result": None, "error": "processing_error: boom"}
+        return {
+            "id": "j1",
+            "status": "Failed",
+            "result": None,
+            "error": "processing_error: boom",
+            "error_details": self.error_details,
+        }
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.auth.append(request.headers.get("authorization"))
@@ -139,6 +153,48 @@ def test_failed_job_exits_1_with_the_error_on_stderr(gateway: FakeGateway) -> No
     assert "job j1 Failed: processing_error: boom" in result.stderr
 
 
+def with_key_error(gateway: FakeGateway) -> None:
+    gateway.outcome = "Failed"
+    gateway.error_details = {
+        "code": "processing_error",
+        "message": "'missing_key'",
+        "type": "KeyError",
+        "traceback": TRACEBACK,
+        "failed_step": "parse",
+        "branch": None,
+        "attempts": 1,
+        "severity": "fatal",
+    }
+
+
+def test_failed_job_shows_the_step_the_exception_and_the_handlers_line(
+    gateway: FakeGateway,
+) -> None:
+    with_key_error(gateway)
+
+    result = run("test_pipeline", "value=10")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    at = lines.index("job j1 Failed at step 'parse': KeyError: 'missing_key'")
+    assert lines[at + 1] == "  at /home/me/project/handlers.py:12, in parse"
+    assert lines[at + 2] == '    return {"word": p["missing_key"]}'
+    assert "Traceback (most recent call last):" not in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["-v", "--traceback"])
+def test_traceback_flag_prints_the_whole_traceback(gateway: FakeGateway, flag: str) -> None:
+    with_key_error(gateway)
+
+    result = run("test_pipeline", "value=10", flag)
+
+    assert result.exit_code == 1
+    assert "job j1 Failed at step 'parse': KeyError: 'missing_key'" in result.stderr
+    for line in TRACEBACK.splitlines():
+        assert f"  {line}" in result.stderr
+
+
 def test_unknown_tool_is_a_usage_error_listing_the_tools(gateway: FakeGateway) -> None:
     result = run("nope", "value=1")
 
@@ -185,14 +241,34 @@ def test_unreachable_gateway_exits_3() -> None:
     assert "cannot reach the gateway" in result.stderr
 
 
-def test_jobs_get_prints_the_job_and_unknown_jobs_exit_1(gateway: FakeGateway) -> None:
+def test_jobs_get_shows_the_job_and_unknown_jobs_exit_1(gateway: FakeGateway) -> None:
     found = CliRunner().invoke(client_cli.jobs, ["get", "j1"])
+    as_json = CliRunner().invoke(client_cli.jobs, ["get", "j1", "--json"])
     missing = CliRunner().invoke(client_cli.jobs, ["get", "other"])
 
     assert found.exit_code == 0
-    assert json.loads(found.stdout)["result"] == {"value": 25}
+    assert "  status   Succeeded" in found.stdout.splitlines()
+    assert '      "value": 25' in found.stdout.splitlines()
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout)["result"] == {"value": 25}
     assert missing.exit_code == 1
     assert "job not found" in missing.stderr
+
+
+def test_jobs_get_of_a_failed_job_shows_its_cause_and_json_keeps_the_details(
+    gateway: FakeGateway,
+) -> None:
+    with_key_error(gateway)
+
+    shown = CliRunner().invoke(client_cli.jobs, ["get", "j1"])
+    verbose = CliRunner().invoke(client_cli.jobs, ["get", "j1", "-v"])
+    as_json = CliRunner().invoke(client_cli.jobs, ["get", "j1", "--json"])
+
+    assert shown.exit_code == 0
+    assert "job j1 Failed at step 'parse': KeyError: 'missing_key'" in shown.stdout
+    assert "  at /home/me/project/handlers.py:12, in parse" in shown.stdout
+    assert "  Traceback (most recent call last):" in verbose.stdout
+    assert json.loads(as_json.stdout)["error_details"] == gateway.error_details
 
 
 def test_jobs_watch_follows_like_call(gateway: FakeGateway) -> None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asya.crew.error_end import ErrorEnd, describe_error
+from asya.crew.error_end import ErrorEnd, describe_error, error_details_of
 from asya.crew.settings import CrewSettings, S3Settings
 from tests.unit.crew.conftest import FakeGateway, S3Server
 
@@ -29,14 +29,47 @@ def error_message(job_id: str | None = "job-e") -> dict[str, object]:
     return message
 
 
-def test_error_end_reports_the_code_and_message_as_the_error(gateway: FakeGateway) -> None:
+def test_error_end_reports_the_code_and_message_as_the_error_with_its_details(
+    gateway: FakeGateway,
+) -> None:
     crew = ErrorEnd(CrewSettings(gateway_url=gateway.url))
 
     assert crew.handle(error_message()) == []
 
     (request,) = gateway.requests
     assert request.path == "/jobs/job-e/final"
-    assert request.body == {"status": "failed", "error": "processing_error: boom", "metadata": {}}
+    assert request.body == {
+        "status": "failed",
+        "error": "processing_error: boom",
+        "error_details": {
+            "code": "processing_error",
+            "message": "boom",
+            "type": "ValueError",
+            "traceback": "Traceback ...",
+            "failed_step": "errq",
+            "branch": None,
+            "attempts": 1,
+            "severity": "fatal",
+        },
+        "metadata": {},
+    }
+
+
+def test_error_details_of_a_fanned_out_message_name_its_branch_and_null_missing_parts() -> None:
+    branch = [{"index": 2, "count": 5}]
+
+    details = error_details_of({"error": "unroutable_error", "branch": branch, "attempts": True})
+
+    assert details == {
+        "code": "unroutable_error",
+        "message": None,
+        "type": None,
+        "traceback": None,
+        "failed_step": None,
+        "branch": branch,
+        "attempts": None,
+        "severity": None,
+    }
 
 
 def test_error_end_persists_under_the_errors_prefix_and_failed_step(

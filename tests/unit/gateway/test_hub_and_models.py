@@ -62,7 +62,7 @@ def test_a_job_is_active_until_terminal_or_past_its_deadline() -> None:
     assert _job(deadline=None).active(NOW + timedelta(days=1))
 
 
-def test_the_job_json_has_exactly_the_spec_fields_with_rfc3339_times() -> None:
+def test_the_job_json_has_the_spec_fields_then_error_details_with_rfc3339_times() -> None:
     data = _job().to_json()
     assert list(data) == [
         "id",
@@ -79,6 +79,7 @@ def test_the_job_json_has_exactly_the_spec_fields_with_rfc3339_times() -> None:
         "total_steps",
         "created_at",
         "updated_at",
+        "error_details",
     ]
     assert data["created_at"] == "2026-05-01T12:00:00.000000Z"
     assert data["deadline"] == "2026-05-01T12:00:10.000000Z"

@@ -78,6 +78,7 @@ def test_an_update_event_has_id_event_and_every_data_field() -> None:
         "step": "b",
         "step_status": "received",
         "timestamp": "2026-01-02T03:04:05.000000Z",
+        "error_details": None,
     }
 
 
