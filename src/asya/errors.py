@@ -9,16 +9,28 @@ from __future__ import annotations
 
 
 class AsyaError(Exception):
-    """Root of every error raised on purpose by Asya."""
+    """Root of every error raised on purpose by Asya.
+
+    ``exit_code`` is what a command exits with when it stops on this error: the ``asya`` entry
+    point prints ``asya <command>: <message>`` (one line, no traceback) and exits with it.
+    """
+
+    exit_code = 1
 
 
 class ConfigError(AsyaError):
     """A setting is missing or malformed; the process should exit naming ``variable``."""
 
+    exit_code = 2
+
     def __init__(self, variable: str, message: str) -> None:
         super().__init__(f"{variable}: {message}")
         self.variable = variable
         self.message = message
+
+
+class StartupError(AsyaError):
+    """A process cannot start (its port is taken, its database does not exist): exit 1."""
 
 
 class TransientError(AsyaError):
@@ -39,6 +51,10 @@ class JobNotFound(AsyaError):
 
 class TransportError(AsyaError):
     """The broker could not be reached or refused an operation."""
+
+
+class BrokerRefused(TransportError):
+    """The broker rejected the login: waiting cannot help, the URL's credentials must change."""
 
 
 class UnroutableError(TransportError):

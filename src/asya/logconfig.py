@@ -65,6 +65,9 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(
             logging.NOTSET if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
         )
+    # aiormq logs every failed connect at ERROR; Asya's own line already says why (and what next)
+    if root.level > logging.DEBUG:
+        logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
     if unknown_level:
         logging.getLogger(__name__).warning(
             "ASYA_LOG_LEVEL=%r is not one of %s; using INFO", env.get("ASYA_LOG_LEVEL"), LEVELS

@@ -2,7 +2,7 @@
 
 Configured by the environment (docs/reference/gateway-api.md#environment); ``--host``/``--port``
 override them. A bad setting or tools file exits 2 naming what to fix; a failed start (database
-down) exits 1; a graceful SIGTERM/SIGINT exits 0.
+down or missing, port taken) exits 1 with one line saying why; a graceful SIGTERM/SIGINT exits 0.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def gateway(ctx: click.Context, host: str | None, port: int | None) -> None:
     except (ConfigError, ToolsConfigError) as exc:
         click.echo(f"asya gateway: configuration error: {exc}", err=True)
         sys.exit(2)
+    listener = _preflight(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -94,12 +95,29 @@ def gateway(ctx: click.Context, host: str | None, port: int | None) -> None:
         access_log=False,
     )
     server = GracefulServer(config, on_shutdown=app.state.gateway.service.hub.close)
-    server.run()
+    server.run(sockets=[listener])
     if not server.started:
         click.echo("asya gateway: start-up failed (see the log above)", err=True)
         sys.exit(1)
     if failures:
         sys.exit(1)
+
+
+def _preflight(settings: GatewaySettings) -> socket.socket:
+    """Bind the port, reach (and migrate) the database, try the broker's login before serving.
+
+    Each raises an AsyaError whose one-line message the ``asya`` entry point prints (exit 1).
+    """
+    from asya.gateway.preflight import bind_listener, check_broker, check_database
+
+    listener = bind_listener(settings.host, settings.port)
+    try:
+        asyncio.run(check_database(settings.database_url, migrate=settings.auto_migrate))
+        asyncio.run(check_broker(settings.transport_url, settings.exchange))
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def _serve_workers(settings: GatewaySettings) -> None:
@@ -113,6 +131,9 @@ def _serve_workers(settings: GatewaySettings) -> None:
     except (ConfigError, ToolsConfigError) as exc:
         click.echo(f"asya gateway: configuration error: {exc}", err=True)
         sys.exit(2)
+    from asya.gateway.preflight import check_database
+
+    asyncio.run(check_database(settings.database_url, migrate=settings.auto_migrate))
     try:
         started = serve_workers(settings)
     except OSError as exc:  # the port is taken or the address is not ours

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import click
 
 from asya import __version__
+from asya.errors import AsyaError
 
 # command name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
@@ -58,5 +60,22 @@ def cli() -> None:
     """Asya: plain Python functions as queue-driven, autoscaling actors."""
 
 
+def _command_name(args: list[str]) -> str:
+    """``asya gateway`` for ``asya gateway --port 1``: the words before the first option."""
+    words = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+        if arg not in ("gateway", "queues", "k8s", "jobs"):  # groups: keep their subcommand
+            break
+    return " ".join(["asya", *words])
+
+
 def main() -> None:
-    cli()
+    """The console script: an expected error (an AsyaError) is one line and its exit code."""
+    try:
+        cli()
+    except AsyaError as exc:
+        click.echo(f"{_command_name(sys.argv[1:])}: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -16,11 +16,12 @@ from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from asya.errors import ConfigError
-from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware
+from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_error
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
@@ -134,6 +135,7 @@ def create_app(
             Middleware(BodyLimitMiddleware, max_body=settings.max_body),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
     )
     app.state.gateway = Gateway(
         settings=settings,

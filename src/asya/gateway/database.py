@@ -34,6 +34,31 @@ class StoreUnavailable(TransientError):
     """The database did not answer (or has no schema); callers answer 503."""
 
 
+class DatabaseMissing(StoreUnavailable):
+    """The PostgreSQL server answers but has no database of that name."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.name = parts.path.lstrip("/") or "postgres"
+        where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        super().__init__(
+            f"database {self.name!r} does not exist on {where}: create it "
+            f"(createdb -h {parts.hostname or 'localhost'} {self.name}) "
+            "or point ASYA_DATABASE_URL at one that exists"
+        )
+
+
+def is_database_missing(exc: BaseException) -> bool:
+    """True for PostgreSQL's "database … does not exist" (SQLSTATE 3D000), however wrapped."""
+    current: BaseException | None = exc
+    while current is not None:
+        if getattr(current, "sqlstate", None) == "3D000":
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 def sqlalchemy_url(url: str) -> str:
     """``postgres://``/``postgresql://``/``sqlite:///`` → the async driver's URL."""
     for prefix in ("postgres://", "postgresql://"):

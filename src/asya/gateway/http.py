@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,16 @@ class OrjsonResponse(JSONResponse):
 
 def error(status: int, message: str, **extra: Any) -> Response:
     return OrjsonResponse({"error": message, **extra}, status_code=status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no such route, wrong method) as the JSON error every route uses."""
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no route {request.url.path}", 405: f"method {request.method} not allowed"}
+    response = error(exc.status_code, message.get(exc.status_code, str(exc.detail)))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 def _bearer(headers: Any) -> str | None:

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from asya import __version__
 from asya.gateway.http import Auth, unauthorized
+from asya.gateway.mcp_guard import body_problem, parse_error, read_body, replay
 from asya.gateway.models import SUCCEEDED, Job, JobUpdate
 from asya.gateway.service import JobService, PublishFailed, created_text
 from asya.gateway.store import StoreUnavailable
@@ -136,4 +137,11 @@ class MCPEndpoint:
         if self.auth.required("client") and not self.auth.client_ok(Headers(scope=scope)):
             await unauthorized()(scope, receive, send)
             return
+        if scope.get("method") == "POST":
+            body = await read_body(receive)
+            problem = body_problem(body)
+            if problem is not None:
+                await parse_error(scope, receive, send, problem)
+                return
+            receive = replay(body, receive)
         await self.manager.handle_request(scope, receive, send)

@@ -66,6 +66,8 @@ def guarded(kind: str) -> Callable[[Handler], Handler]:
                 }
                 if not allowed[kind](request.headers):
                     return unauthorized()
+            if "\x00" in request.path_params.get("job_id", ""):  # no id has one; PostgreSQL
+                return error(404, NOT_FOUND)  # would refuse it as text
             try:
                 return await handler(request)
             except JobNotFound:

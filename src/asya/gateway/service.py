@@ -128,7 +128,7 @@ class JobService:
 
     async def progress(self, job_id: str, body: Mapping[str, Any]) -> float:
         step_status = body.get("status")
-        if step_status not in STEP_WEIGHTS:
+        if not isinstance(step_status, str) or step_status not in STEP_WEIGHTS:
             raise BadRequest("field 'status' must be one of received, processing, completed")
         step_index = _field(body, "step_index", int)
         total_steps = _field(body, "total_steps", int)

@@ -226,7 +226,10 @@ def load_tools(path: str | None) -> ToolRegistry:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ToolsConfigError(f"tools file {path} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ToolsConfigError(f"tools file {where} is not valid YAML: {problem}") from exc
     try:
         return parse_tools(document)
     except ToolsConfigError as exc:

@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from asya.backoff import Backoff
-from asya.errors import ConfigError, TransportError
+from asya.errors import BrokerRefused, ConfigError, StartupError, TransportError
 from asya.logconfig import configure_logging
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
@@ -92,7 +92,14 @@ class Sidecar:
 
     async def run(self) -> None:
         if self.metrics_server is not None:
-            await self.metrics_server.start()
+            try:
+                await self.metrics_server.start()
+            except OSError as exc:
+                where = f"{self.settings.metrics_host or '*'}:{self.settings.metrics_port}"
+                raise StartupError(
+                    f"cannot serve metrics on {where}: {exc.strerror or exc} "
+                    "(set ASYA_METRICS_ADDR to a free address, or ASYA_METRICS_ENABLED=false)"
+                ) from exc
         try:
             await self._start_transport()
             await self._consume_loop()
@@ -111,6 +118,8 @@ class Sidecar:
                 for queue in queues:
                     await self.transport.declare_queue(queue)
                 break
+            except BrokerRefused:
+                raise
             except TransportError as exc:
                 delay = backoff.next()
                 if time.monotonic() + delay > deadline or self.gate.stopping:
@@ -253,8 +262,11 @@ async def serve(settings: SidecarSettings) -> int:
     try:
         await runner
     except TransportError as exc:
-        logger.error("broker unavailable: %s", exc)
+        print(f"asya sidecar: broker unavailable: {exc}", file=sys.stderr)
         return 1
+    except StartupError as exc:
+        print(f"asya sidecar: {exc}", file=sys.stderr)
+        return exc.exit_code
     except Exception:
         logger.exception("the sidecar stopped unexpectedly")
         return 1

@@ -18,7 +18,7 @@ import aio_pika
 import aiormq
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from asya.errors import TransportError
+from asya.errors import BrokerRefused, TransportError
 
 FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
 
@@ -67,6 +67,12 @@ _REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 
+_LOGIN_REFUSED = (
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.AuthenticationError,
+)
+
+
 def is_outage(exc: BaseException | None) -> bool:
     """True for a lost or missing connection (worth waiting for), False for a refusal."""
     return isinstance(exc, FAILURES) and not isinstance(exc, _REFUSALS)
@@ -85,5 +91,9 @@ def translate(what: str) -> Iterator[None]:
         raise
     except aiormq.exceptions.ChannelNotFoundEntity as exc:
         raise TransportError(f"{what}: {exc.args[-1] if exc.args else exc}") from exc
+    except _LOGIN_REFUSED as exc:
+        raise BrokerRefused(
+            f"{what}: the broker refused the login (check the user and password in the URL)"
+        ) from exc
     except FAILURES as exc:
         raise TransportError(f"{what}: {describe(exc)}") from exc

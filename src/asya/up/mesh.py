@@ -228,6 +228,7 @@ class Mesh:
                 f"port {gateway.port} is already in use: stop what listens there, or pick "
                 "another port with --port (or gateway.port in asya.yaml)"
             )
+        await self._ensure_database()
         env = self._base_env()
         env.pop("ASYA_GATEWAY_URL", None)
         env.update(
@@ -246,6 +247,18 @@ class Mesh:
             keep_alive(self.gateway, lambda: spec, self.sink, lambda: self.stopping),
             "gateway supervisor",
         )
+
+    async def _ensure_database(self) -> None:
+        """Create the jobs database when the PostgreSQL server has none of that name."""
+        from asya.gateway.preflight import create_database
+
+        url = self.config.database
+        try:
+            created = await create_database(url)
+        except AsyaError as exc:
+            raise MeshStartError(str(exc)) from exc
+        if created:
+            self.sink.say(f"created the jobs database {redact_url(url)} (it did not exist)")
 
     async def _wait_for_gateway(self, url: str) -> None:
         assert self.gateway is not None
