@@ -16,7 +16,7 @@ from typing import Any
 
 from asya.client.gateway import GatewayClient
 from asya.errors import AsyaError
-from asya.up.status import STATUS_FILE, read_status
+from asya.up.status import STATUS_FILE, read_status, short_reason
 
 #: Quiet seconds before the first question, and between questions.
 FIRST_CHECK = 3.0
@@ -24,16 +24,21 @@ RECHECK = 5.0
 
 
 def stall_notice(diagnosis: dict[str, Any], folder: Path | None = None) -> str | None:
-    """What to tell the user about a diagnosis, or None when nothing is wrong."""
-    if diagnosis.get("consumers") != 0:
-        return None
+    """What to tell the user about a diagnosis, or None when nothing is wrong.
+
+    A local mesh's word counts even where the broker cannot count consumers (SQLite).
+    """
+    consumers = diagnosis.get("consumers")
     queue = str(diagnosis.get("queue"))
-    text = f"no actor is consuming queue '{queue}' — is the actor running?"
     mesh = read_status((folder or Path.cwd()) / ".asya" / STATUS_FILE)
     actor = (mesh or {}).get("actors", {}).get(queue)
-    if isinstance(actor, dict) and actor.get("state") == "failed":
-        reason = str(actor.get("error") or "no reason recorded").strip()
+    if not consumers and isinstance(actor, dict) and actor.get("state") == "failed":
+        reason = short_reason(str(actor.get("error") or ""))
         text = f"actor '{queue}' failed to start under asya up: {reason}"
+    elif consumers == 0:
+        text = f"no actor is consuming queue '{queue}' — is the actor running?"
+    else:
+        return None
     return f"{text}\n(still waiting for the job; its deadline ends it)"
 
 
