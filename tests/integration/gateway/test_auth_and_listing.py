@@ -152,3 +152,32 @@ async def test_jobs_page_by_cursor_with_tool_duration_and_error_code_on_postgres
     fresh_postgres_url: str,
 ) -> None:
     await _pages_by_cursor_with_tool_duration_and_error_code(fresh_postgres_url)
+
+
+async def test_every_listing_filter_is_served_by_an_index_on_sqlite(sqlite_url: str) -> None:
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    from asya.gateway.store import JobStore, list_jobs_query
+
+    store = JobStore(sqlite_url)
+    await store.migrate()
+    after = (datetime(2026, 5, 1, tzinfo=UTC), "b0b")
+    try:
+        for filters in ({}, {"status": "Failed"}, {"tool": "shout"}, {"after": after}):
+            query = list_jobs_query(limit=20, **filters)  # type: ignore[arg-type]
+            compiled = query.compile(
+                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+            )
+            async with store.engine.connect() as conn:
+                plan = " | ".join(
+                    str(row[-1])
+                    for row in await conn.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}"))
+                )
+            assert "USING INDEX" in plan, (filters, plan)
+            # rows come in index order: at most jobs created in the same microsecond are sorted
+            assert "TEMP B-TREE FOR ORDER BY" not in plan, (filters, plan)
+    finally:
+        await store.close()
