@@ -30,14 +30,18 @@ from asya.client.gateway import (
     GatewayClient,
     GatewayRefused,
     GatewayUnreachable,
+    JobEvent,
 )
 from asya.client.job_view import job_lines
+from asya.client.jobs_table import jobs_table
 from asya.client.progress_view import choose_view, print_outcome
+from asya.client.stall import StallWatch
 from asya.errors import JobNotFound
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 _gateway_option = click.option(
     "--gateway",
@@ -54,11 +58,15 @@ def _fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
+def _new_client(url: str) -> GatewayClient:
+    return GatewayClient(url, os.environ.get("ASYA_GATEWAY_API_KEY") or None)
+
+
 @contextmanager
 def _client(url: str) -> Iterator[GatewayClient]:
     """A client whose errors become the documented exit codes."""
     try:
-        with GatewayClient(url, os.environ.get("ASYA_GATEWAY_API_KEY") or None) as client:
+        with _new_client(url) as client:
             yield client
     except GatewayUnreachable as exc:
         _fail(EXIT_UNREACHABLE, f"error: {exc}")
@@ -83,15 +91,32 @@ _traceback_option = click.option(
 )
 
 
+def _moved(event: JobEvent) -> bool:
+    """Whether an event shows the job past its first queue (an actor reported, or it ended)."""
+    percent = event.data.get("progress_percent")
+    return event.terminal or bool(event.data.get("step")) or bool(percent)
+
+
 def _follow(
     client: GatewayClient, job_id: str, interactive: bool | None = None, verbose: bool = False
 ) -> int:
+    """Show the job until it ends; Ctrl-C leaves it running and says how to follow it again."""
     view = choose_view(interactive)
     view.start(job_id)
+    watch = StallWatch(lambda: _new_client(client.url), job_id, view.note)
+    watch.start()
     try:
         for event in client.stream(job_id):
             view.update(event)
+            if _moved(event):
+                watch.moved()
+    except KeyboardInterrupt:
+        watch.stop()
+        view.stop()
+        click.echo(f"job {job_id} goes on — `asya jobs watch {job_id}` to follow it", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     finally:
+        watch.stop()
         view.stop()
     job = client.job(job_id)
     if job.get("status") not in TERMINAL:
@@ -176,29 +201,23 @@ def jobs_watch(job_id: str, gateway_url: str, verbose: bool) -> None:
     type=click.Choice(["Pending", "Running", "Succeeded", "Failed", "Unknown"]),
     help="Only jobs with this status.",
 )
+@click.option("--tool", help="Only jobs of this tool.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
 @_gateway_option
-def jobs_list(status: str | None, limit: int, as_json: bool, gateway_url: str) -> None:
-    """List recent jobs, newest first."""
+def jobs_list(
+    status: str | None, tool: str | None, limit: int, as_json: bool, gateway_url: str
+) -> None:
+    """List recent jobs, newest first: tool, status, progress, duration, error."""
     with _client(gateway_url) as client:
-        found = client.jobs(status=status, limit=limit)
+        found = client.jobs(status=status, limit=limit, tool=tool)
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
-    _print_table(
-        ["id", "status", "progress", "step", "created"],
-        [
-            [
-                str(job.get("id")),
-                str(job.get("status")),
-                f"{float(job.get('progress_percent') or 0):.0f}%",
-                str(job.get("current_step") or ""),
-                str(job.get("created_at") or ""),
-            ]
-            for job in found
-        ],
-    )
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(jobs_table(found, console.width))
 
 
 @click.command()

@@ -119,10 +119,18 @@ class GatewayClient:
         result: dict[str, Any] = self._request("GET", job_path(job_id))
         return result
 
-    def jobs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"status": status, "limit": limit}.items() if v is not None}
+    def jobs(
+        self, status: str | None = None, limit: int | None = None, tool: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = {"status": status, "limit": limit, "tool": tool}
+        params = {k: v for k, v in wanted.items() if v is not None}
         data = self._request("GET", "/jobs", params=params)
         return list(data.get("jobs", [])) if isinstance(data, Mapping) else []
+
+    def diagnosis(self, job_id: str) -> dict[str, Any]:
+        """Whether the queue the job waits on has consumers (gateway-api.md#diagnosis)."""
+        result: dict[str, Any] = self._request("GET", job_path(job_id, "diagnosis"))
+        return result
 
     def stream(self, job_id: str, *, reconnects: int = 5) -> Iterator[JobEvent]:
         """The job's events until a terminal update; reconnects after a dropped connection."""

@@ -31,6 +31,9 @@ class ProgressView(Protocol):
 
     def update(self, event: JobEvent) -> None: ...
 
+    def note(self, text: str) -> None:
+        """A message for the user beside the progress (may come from another thread)."""
+
     def stop(self) -> None: ...
 
 
@@ -67,6 +70,9 @@ class PlainProgress:
         self._last = line
         parts = [f"[{self._percent:3.0f}%]", event.status or "", label, message]
         self._write(" ".join(part for part in parts if part))
+
+    def note(self, text: str) -> None:
+        self._write(text)
 
     def stop(self) -> None:
         self.stream.flush()
@@ -117,6 +123,9 @@ class LiveProgress:
             current = self.progress.tasks[0].completed
             fields["completed"] = max(current, percent)
         self.progress.update(self.task, **fields)
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, style="yellow", markup=False, highlight=False)
 
     def stop(self) -> None:
         self.progress.stop()

@@ -78,7 +78,9 @@ def create_app(
     on_fatal: Callable[[str], None] | None = None,
 ) -> Starlette:
     """Build the app; the tools file is read now, so its errors surface before serving."""
-    registry = tools if tools is not None else load_tools(settings.config_path)
+    registry = (
+        tools if tools is not None else load_tools(settings.config_path, settings.default_timeout)
+    )
     if tools is None and settings.config_path is None:
         logger.warning("ASYA_CONFIG_PATH is not set: the gateway offers no tools")
     hub = Hub()

@@ -63,6 +63,7 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "tool": self.tool,
             "status": self.status,
             "route": self.route,
             "payload": self.payload,

@@ -14,9 +14,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from asya.errors import JobNotFound
+from asya.gateway.diagnosis import diagnose
 from asya.gateway.http import Auth, OrjsonResponse, error, read_json, unauthorized
+from asya.gateway.listing import BadFilter, Cursor, JobFilter, list_item
 from asya.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
-from asya.gateway.models import STATUSES
 from asya.gateway.publisher import Publisher
 from asya.gateway.service import BadRequest, JobService, PublishFailed, created_text
 from asya.gateway.settings import GatewaySettings
@@ -27,8 +28,6 @@ from asya.gateway.tools import ArgumentsError, ToolRegistry
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "job not found"
-MAX_LIMIT = 500
-_STATUS_NAMES = {status.lower(): status for status in STATUSES}
 
 
 @dataclass
@@ -127,21 +126,36 @@ async def get_job(request: Request) -> Response:
     return OrjsonResponse(job.to_json())
 
 
+async def _known_tool(gateway: Gateway, name: str) -> bool:
+    """Offered now, or the tool of some stored job (a tool since removed from the file)."""
+    return gateway.tools.get(name) is not None or await gateway.store.has_tool(name)
+
+
 @guarded("client")
 async def list_jobs(request: Request) -> Response:
-    raw_status = request.query_params.get("status") or None
-    status = None if raw_status is None else _STATUS_NAMES.get(raw_status.lower())
-    if raw_status is not None and status is None:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
-    raw_limit = request.query_params.get("limit") or "50"
+    gateway = _gateway(request)
     try:
-        limit = int(raw_limit)
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {raw_limit!r}") from None
-    if limit < 1:
-        raise BadRequest("limit must be at least 1")
-    jobs = await _gateway(request).store.list_jobs(status=status, limit=min(limit, MAX_LIMIT))
-    return OrjsonResponse({"jobs": [job.to_json() for job in jobs]})
+        wanted = JobFilter.from_query(request.query_params)
+    except BadFilter as exc:
+        raise BadRequest(str(exc)) from None
+    after = None if wanted.after is None else (wanted.after.created_at, wanted.after.id)
+    found = await gateway.store.list_jobs(
+        status=wanted.status, tool=wanted.tool, limit=wanted.limit + 1, after=after
+    )
+    if wanted.tool and not found and not await _known_tool(gateway, wanted.tool):
+        names = ", ".join(tool.name for tool in gateway.tools) or "none"
+        raise BadRequest(f"unknown tool '{wanted.tool}' (tools: {names})")
+    page = found[: wanted.limit]
+    last = page[-1] if len(found) > wanted.limit else None
+    next_cursor = None if last is None else Cursor(last.created_at, last.id).encode()
+    return OrjsonResponse({"jobs": [list_item(job) for job in page], "next_cursor": next_cursor})
+
+
+@guarded("client")
+async def job_diagnosis(request: Request) -> Response:
+    gateway = _gateway(request)
+    job = await gateway.service.get(request.path_params["job_id"])
+    return OrjsonResponse(await diagnose(job, gateway.publisher.transport))
 
 
 @guarded("client")
@@ -217,6 +231,7 @@ ROUTES = [
     Route("/jobs", list_jobs, methods=["GET"]),
     Route("/jobs/{job_id}", get_job, methods=["GET"]),
     Route("/jobs/{job_id}/stream", stream_job, methods=["GET"]),
+    Route("/jobs/{job_id}/diagnosis", job_diagnosis, methods=["GET"]),
     Route("/jobs/{job_id}/progress", post_progress, methods=["POST"]),
     Route("/jobs/{job_id}/heartbeat", post_heartbeat, methods=["POST"]),
     Route("/jobs/{job_id}/final", post_final, methods=["POST"]),

@@ -69,6 +69,7 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
+    sa.Index("ix_jobs_tool_created_at", "tool", "created_at"),
     sa.Index(
         "ix_jobs_open_deadline",
         "deadline",

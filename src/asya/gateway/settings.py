@@ -15,6 +15,8 @@ from asya.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///.asya/jobs.db"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+#: The deadline of a tool that sets no ``timeout`` (the original gateway's 5 min).
+DEFAULT_TOOL_TIMEOUT = 300.0
 _DATABASE_SCHEMES = ("postgres://", "postgresql://", "sqlite://")
 
 
@@ -37,6 +39,7 @@ class GatewaySettings:
     auto_migrate: bool = True
     sse_keepalive: float = 15.0
     sweep_interval: float = 0.25
+    default_timeout: float | None = DEFAULT_TOOL_TIMEOUT  # None: tools without timeout never end
     transport_variable: str = "ASYA_RABBITMQ_URL"  # where transport_url came from (errors)
 
     @classmethod
@@ -59,6 +62,7 @@ class GatewaySettings:
         sweep_interval = env.get_duration("ASYA_GATEWAY_SWEEP_INTERVAL", 0.25)
         if sweep_interval <= 0:
             raise ConfigError("ASYA_GATEWAY_SWEEP_INTERVAL", "must be positive")
+        default_timeout = env.get_duration("ASYA_GATEWAY_DEFAULT_TIMEOUT", DEFAULT_TOOL_TIMEOUT)
         return cls(
             host=env.get_str("ASYA_GATEWAY_HOST", "0.0.0.0"),
             port=port,
@@ -77,5 +81,6 @@ class GatewaySettings:
             auto_migrate=env.get_bool("ASYA_DB_AUTO_MIGRATE", True),
             sse_keepalive=sse_keepalive,
             sweep_interval=sweep_interval,
+            default_timeout=default_timeout or None,
             transport_variable=transport_variable,
         )

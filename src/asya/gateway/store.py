@@ -140,11 +140,22 @@ class JobStore:
         rows = await self._rows(jobs.select().where(jobs.c.id == job_id))
         return _job(rows[0]) if rows else None
 
-    async def list_jobs(self, *, status: str | None = None, limit: int = 50) -> list[Job]:
-        query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(jobs.c.status == status)
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        tool: str | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Job]:
+        """Newest first by (created_at, id), strictly after ``after`` when given."""
+        query = list_jobs_query(status=status, tool=tool, limit=limit, after=after)
         return [_job(row) for row in await self._rows(query)]
+
+    async def has_tool(self, tool: str) -> bool:
+        """Whether any job was made by ``tool`` (one index probe)."""
+        rows = await self._rows(sa.select(jobs.c.id).where(jobs.c.tool == tool).limit(1))
+        return bool(rows)
 
     async def list_updates(
         self, job_id: str, *, after: int = 0, limit: int | None = None
@@ -307,6 +318,29 @@ class JobStore:
     async def _state(self, job_id: str) -> JobState | None:
         rows = await self._rows(sa.select(*sql.CHANGE_RETURNING).where(jobs.c.id == job_id))
         return _state(rows[0]._mapping) if rows else None
+
+
+def list_jobs_query(
+    *,
+    status: str | None = None,
+    tool: str | None = None,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
+) -> sa.Select[Any]:
+    """One page of jobs; each filter has an index starting with its column, then
+    ``created_at``, so a page reads about ``limit`` rows, not the table."""
+    query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+    if tool is not None:
+        query = query.where(jobs.c.tool == tool)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            jobs.c.created_at <= created_at,
+            sa.or_(jobs.c.created_at < created_at, jobs.c.id < job_id),
+        )
+    return query
 
 
 def _state(row: Mapping[Any, Any]) -> JobState:

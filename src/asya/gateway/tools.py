@@ -177,8 +177,12 @@ def _route(tool: str, value: Any, templates: Mapping[str, list[str]]) -> tuple[s
     return tuple(value)
 
 
-def parse_tools(document: Any) -> ToolRegistry:
-    """Build the registry from a parsed tools file (docs/reference/gateway-api.md#tools-file)."""
+def parse_tools(document: Any, default_timeout: float | None = None) -> ToolRegistry:
+    """Build the registry from a parsed tools file (docs/reference/gateway-api.md#tools-file).
+
+    A tool without ``timeout`` (and no ``defaults.timeout``) gets ``default_timeout`` seconds;
+    ``timeout: 0`` in the file means no deadline.
+    """
     if document is None:
         document = {}
     if not isinstance(document, Mapping):
@@ -192,7 +196,8 @@ def parse_tools(document: Any) -> ToolRegistry:
     raw_tools = document.get("tools") or []
     if not isinstance(raw_tools, list):
         raise ToolsConfigError("'tools' must be a list")
-    default_timeout = _timeout("defaults", defaults.get("timeout"))
+    if defaults.get("timeout") is not None:
+        default_timeout = _timeout("defaults", defaults["timeout"])
     tools: dict[str, Tool] = {}
     for index, raw in enumerate(raw_tools):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
@@ -201,7 +206,9 @@ def parse_tools(document: Any) -> ToolRegistry:
         if name in tools:
             raise ToolsConfigError(f"tool '{name}': duplicate name")
         schema = _object_schema(name, raw.get("parameters") or {})
-        timeout = _timeout(name, raw["timeout"]) if "timeout" in raw else default_timeout
+        timeout = default_timeout
+        if raw.get("timeout") is not None:
+            timeout = _timeout(name, raw["timeout"])
         tools[name] = Tool(
             name=name,
             description=str(raw.get("description") or name),
@@ -215,7 +222,7 @@ def parse_tools(document: Any) -> ToolRegistry:
     return ToolRegistry(tools)
 
 
-def load_tools(path: str | None) -> ToolRegistry:
+def load_tools(path: str | None, default_timeout: float | None = None) -> ToolRegistry:
     """Read ``path``; no path gives an empty registry (the gateway still serves jobs)."""
     if path is None:
         return ToolRegistry({})
@@ -231,6 +238,6 @@ def load_tools(path: str | None) -> ToolRegistry:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ToolsConfigError(f"tools file {where} is not valid YAML: {problem}") from exc
     try:
-        return parse_tools(document)
+        return parse_tools(document, default_timeout)
     except ToolsConfigError as exc:
         raise ToolsConfigError(f"{path}: {exc}") from exc

@@ -103,6 +103,10 @@ class Transport(abc.ABC):
     async def depth(self, queue: str) -> int:
         """Messages ready for delivery (not counting delayed or in-flight ones)."""
 
+    async def consumers(self, queue: str) -> int | None:
+        """How many consumers ``queue`` has now; None when this transport cannot tell."""
+        return None
+
     @abc.abstractmethod
     async def purge(self, queue: str) -> int:
         """Drop every ready message; return how many were dropped."""

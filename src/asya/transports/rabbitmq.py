@@ -428,6 +428,11 @@ class RabbitMQTransport(Transport):
             result = declared.declaration_result
             return int(result.message_count or 0)
 
+    async def consumers(self, queue: str) -> int | None:
+        async with self._scratch_channel(f"reading the consumers of {queue!r}") as channel:
+            declared = await channel.declare_queue(queue, passive=True, robust=False)  # type: ignore[call-arg]
+            return int(declared.declaration_result.consumer_count or 0)
+
     async def purge(self, queue: str) -> int:
         async with self._scratch_channel(f"purging {queue!r}") as channel:
             declared = await channel.declare_queue(queue, passive=True, robust=False)  # type: ignore[call-arg]

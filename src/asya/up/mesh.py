@@ -74,6 +74,7 @@ class Mesh:
         self._ports: set[int] = set()
         self._serial = 0
         self.tool_names: list[str] = []
+        self.tool_routes: dict[str, list[str]] = {}
         sink.width = max([len("gateway"), *(len(f"{n}#10 sidecar") for n in config.queues())])
 
     # -- environment -------------------------------------------------------------------------
@@ -280,6 +281,7 @@ class Mesh:
         with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError, TypeError):
             tools = (await client.get(f"{url}/tools")).json().get("tools", [])
             self.tool_names = [str(tool["name"]) for tool in tools]
+            self.tool_routes = {str(tool["name"]): list(tool.get("route") or []) for tool in tools}
 
     def _guard(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop; if it dies unexpectedly, say why and stop the mesh."""
@@ -316,6 +318,7 @@ class Mesh:
                 "tools": str(gateway.tools),
                 "pid": self.gateway.pid if self.gateway else None,
                 "tool_names": self.tool_names,
+                "tool_routes": self.tool_routes,
             },
             "actors": {name: _group_status(g) for name, g in self.groups.items()},
             "crew": {name: _group_status(g) for name, g in self.crew.items()},

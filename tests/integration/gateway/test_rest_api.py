@@ -46,6 +46,7 @@ async def test_tools_call_creates_a_running_job_and_publishes_its_message(
     job = await gateway.job(job_id)
     assert set(job) == {
         "id",
+        "tool",
         "status",
         "route",
         "payload",

@@ -155,6 +155,18 @@ async def test_depth_counts_only_ready_messages(backend: Backend) -> None:
     await held.ack()
 
 
+async def test_consumers_are_counted_where_the_transport_can_tell(backend: Backend) -> None:
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    before = await transport.consumers(queue)
+    if before is None:  # SQLite and memory cannot see other processes' consumers: no answer
+        return
+    assert before == 0
+    subscription = await transport.consume(queue)
+    assert await transport.consumers(queue) == 1
+    await subscription.cancel()
+
+
 async def test_purge_drops_ready_messages_and_counts_them(backend: Backend) -> None:
     transport = await backend.connect()
     queue = await backend.declared(transport)

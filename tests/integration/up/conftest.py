@@ -194,6 +194,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpMesh]:
         {"name": "test-broken-queue", "handler": "handlers.does_not_exist"},
     ]
     tools = [
+        # first in the file, so the "try" hint must skip it for a tool that works
+        {"name": "test_broken", "route": ["test-broken-queue"], "timeout": 6},
         PIPELINE_TOOL,
         {
             "name": "test_error",

@@ -52,6 +52,35 @@ def test_handler_that_cannot_load_is_reported_once_and_the_rest_runs(mesh: UpMes
     assert mesh.actor("test-doubler-queue")["state"] == "running"
 
 
+def test_a_mesh_with_a_broken_actor_says_so_and_suggests_a_working_tool(mesh: UpMesh) -> None:
+    total = len(mesh.status()["actors"])  # type: ignore[index]
+    log = mesh.log()
+
+    assert f"mesh started with {total - 1} of {total} actors" in log
+    assert "mesh ready" not in log
+    assert "not running test-broken-queue:" in log
+    assert re.search(r"try\s+asya call --gateway \S+ test_pipeline key=value", log), log[-2000:]
+
+
+def test_calling_the_broken_actor_says_it_failed_to_start_until_the_deadline(
+    mesh: UpMesh,
+) -> None:
+    result = subprocess.run(
+        asya_command("call", "test_broken", "--gateway", mesh.url),
+        env=child_env(),
+        cwd=mesh.folder,  # where the mesh's status file tells the client about its actors
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "actor 'test-broken-queue' failed to start under asya up:" in result.stderr
+    assert "does_not_exist" in result.stderr
+    assert "job timed out after 6 s" in result.stderr
+
+
 def test_six_slow_jobs_scale_out_and_the_actor_scales_back_to_zero(mesh: UpMesh) -> None:
     assert mesh.actor("test-slow-queue")["replicas"] == 0
     started = time.monotonic()

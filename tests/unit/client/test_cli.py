@@ -52,6 +52,7 @@ class FakeGateway:
         self.error_details: dict[str, Any] | None = None
         self.calls: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
+        self.listed: list[dict[str, str]] = []
 
     def job(self) -> dict[str, Any]:
         if self.outcome == "Succeeded":
@@ -109,7 +110,8 @@ class FakeGateway:
         if path == "/jobs/j1":
             return httpx.Response(200, json=self.job())
         if path == "/jobs":
-            return httpx.Response(200, json={"jobs": [self.job()]})
+            self.listed.append(dict(request.url.params))
+            return httpx.Response(200, json={"jobs": [{**self.job(), "tool": "test_pipeline"}]})
         return httpx.Response(404, json={"error": "job not found"})
 
 
@@ -282,9 +284,17 @@ def test_jobs_list_and_tools_print_tables(gateway: FakeGateway) -> None:
     listed = CliRunner().invoke(client_cli.jobs, ["list", "--limit", "5"])
     tools = CliRunner().invoke(client_cli.tools, [])
 
+    filtered = CliRunner().invoke(
+        client_cli.jobs, ["list", "--status", "Failed", "--tool", "test_pipeline", "--json"]
+    )
+
     assert listed.exit_code == 0
     assert "j1" in listed.stdout
     assert "Succeeded" in listed.stdout
+    assert "test_pipeline" in listed.stdout
+    assert filtered.exit_code == 0
+    assert json.loads(filtered.stdout)[0]["tool"] == "test_pipeline"
+    assert gateway.listed[-1] == {"status": "Failed", "tool": "test_pipeline", "limit": "20"}
     assert tools.exit_code == 0
     assert "test_pipeline" in tools.stdout
     assert "value: integer (required)" in tools.stdout

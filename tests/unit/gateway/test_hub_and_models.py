@@ -66,6 +66,7 @@ def test_the_job_json_has_the_spec_fields_then_error_details_with_rfc3339_times(
     data = _job().to_json()
     assert list(data) == [
         "id",
+        "tool",  # not in the original's job; an optional addition
         "status",
         "route",
         "payload",

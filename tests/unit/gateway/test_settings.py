@@ -23,6 +23,17 @@ def test_defaults_match_the_spec() -> None:
     assert (settings.database_pool_size, settings.database_max_overflow) == (20, 0)
     assert settings.publish_connections == 4
     assert settings.workers == 1
+    assert settings.default_timeout == 300  # the original gateway's 5 min
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("2s", 2.0), ("1m30s", 90.0), ("45", 45.0), ("0", None), ("0s", None)]
+)
+def test_default_timeout_takes_go_durations_or_seconds_and_0_means_none(
+    value: str, seconds: float | None
+) -> None:
+    settings = GatewaySettings.from_env({"ASYA_GATEWAY_DEFAULT_TIMEOUT": value})
+    assert settings.default_timeout == seconds
 
 
 def test_throughput_settings_are_read() -> None:
@@ -82,6 +93,8 @@ def test_every_variable_is_read() -> None:
         ("ASYA_DATABASE_MAX_OVERFLOW", "-1"),
         ("ASYA_GATEWAY_PUBLISH_CONNECTIONS", "0"),
         ("ASYA_GATEWAY_WORKERS", "none"),
+        ("ASYA_GATEWAY_DEFAULT_TIMEOUT", "soon"),
+        ("ASYA_GATEWAY_DEFAULT_TIMEOUT", "-5"),
     ],
 )
 def test_bad_values_raise_config_errors_naming_the_variable(variable: str, value: str) -> None:

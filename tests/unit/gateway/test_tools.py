@@ -247,3 +247,21 @@ def test_per_tool_progress_wait_and_zero_timeout() -> None:
     assert b is not None
     assert (a.wait, a.timeout, a.progress) == (True, None, False)
     assert (b.wait, b.timeout, b.progress) == (False, 5, True)
+
+
+def test_tools_without_timeout_get_the_gateways_default_and_0_means_none() -> None:
+    document = yaml.safe_load(
+        """
+tools:
+  - {name: plain, route: [q]}
+  - {name: quick, route: [q], timeout: 3}
+  - {name: endless, route: [q], timeout: 0}
+"""
+    )
+    registry = parse_tools(document, default_timeout=300.0)
+    assert [registry.get(n).timeout for n in ("plain", "quick", "endless")] == [300.0, 3.0, None]  # type: ignore[union-attr]
+    # the file's own defaults.timeout wins over the gateway's
+    document["defaults"] = {"timeout": 30}
+    assert parse_tools(document, default_timeout=300.0).get("plain").timeout == 30.0  # type: ignore[union-attr]
+    document["defaults"] = {"timeout": 0}
+    assert parse_tools(document, default_timeout=300.0).get("plain").timeout is None  # type: ignore[union-attr]

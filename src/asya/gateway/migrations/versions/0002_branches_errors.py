@@ -20,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("error_details", JSONType))
     op.add_column("job_updates", sa.Column("branch", JSONType))
+    op.create_index("ix_jobs_tool_created_at", "jobs", ["tool", "created_at"])
     op.create_table(
         "job_branches",
         sa.Column(
@@ -44,5 +45,6 @@ def downgrade() -> None:
     op.drop_table("job_branches")
     with op.batch_alter_table("job_updates") as batch:
         batch.drop_column("branch")
+    op.drop_index("ix_jobs_tool_created_at", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("error_details")
