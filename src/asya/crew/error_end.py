@@ -38,6 +38,24 @@ def failed_step(message: Message) -> str:
     return "unknown"
 
 
+def error_details(message: Message) -> dict[str, Any]:
+    """The report's ``error_details``: what the error-end message says, null where it says
+    nothing (docs/reference/crew.md#handlers)."""
+    details = message.get("error_details")
+    details = details if isinstance(details, dict) else {}
+    branch = message.get("branch")
+    return {
+        "code": message.get("error") or None,
+        "message": details.get("message"),
+        "type": details.get("type") or None,
+        "traceback": details.get("traceback") or None,
+        "failed_step": failed_step(message),
+        "branch": branch if isinstance(branch, list) and branch else None,
+        "attempts": message.get("attempts"),
+        "severity": details.get("severity"),
+    }
+
+
 class ErrorEnd(CrewMember):
     role = "error-end"
 
@@ -56,7 +74,10 @@ class ErrorEnd(CrewMember):
             return []
         logger.info("error-end: job %s failed at %s: %s", job_id, failed_step(message), error)
         prefix = self.settings.s3.errors_prefix if self.settings.s3 else ""
-        body: dict[str, Any] = {"status": "failed", "error": error}
+        details = error_details(message)
+        body: dict[str, Any] = {"status": "failed", "error": error, "error_details": details}
+        if details["branch"] is not None:
+            body["branch"] = details["branch"]
         self.finish(job_id, prefix=prefix, step=failed_step(message), message=message, body=body)
         return []
 

@@ -103,14 +103,17 @@ class JobUpdate:
     step: str | None
     step_status: str | None
     timestamp: datetime
+    #: The fan-out branch the update is about (docs/reference/jobs.md#fan-out), else None.
+    branch: list[dict[str, int]] | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
     def to_json(self) -> dict[str, Any]:
-        """The SSE ``data`` object (every field present, null when unset)."""
-        return {
+        """The SSE ``data`` object (every field present, null when unset; ``branch`` only in
+        updates about a fan-out branch)."""
+        data = {
             "job_id": self.job_id,
             "status": self.status,
             "message": self.message,
@@ -121,6 +124,9 @@ class JobUpdate:
             "step_status": self.step_status,
             "timestamp": rfc3339(self.timestamp),
         }
+        if self.branch:
+            data["branch"] = self.branch
+        return data
 
     def to_wire(self) -> dict[str, Any]:
         """Everything needed to rebuild the update (the NOTIFY payload)."""
@@ -140,4 +146,5 @@ class JobUpdate:
             step=data.get("step"),
             step_status=data.get("step_status"),
             timestamp=datetime.fromisoformat(data["timestamp"]),
+            branch=data.get("branch"),
         )

@@ -36,7 +36,47 @@ def test_error_end_reports_the_code_and_message_as_the_error(gateway: FakeGatewa
 
     (request,) = gateway.requests
     assert request.path == "/jobs/job-e/final"
-    assert request.body == {"status": "failed", "error": "processing_error: boom", "metadata": {}}
+    assert request.body == {
+        "status": "failed",
+        "error": "processing_error: boom",
+        "error_details": {
+            "code": "processing_error",
+            "message": "boom",
+            "type": "ValueError",
+            "traceback": "Traceback ...",
+            "failed_step": "errq",
+            "branch": None,
+            "attempts": 1,
+            "severity": "fatal",
+        },
+        "metadata": {},
+    }
+
+
+def test_error_end_of_a_fan_out_branch_reports_the_branch(gateway: FakeGateway) -> None:
+    branch = [{"index": 2, "count": 5}, {"index": 0, "count": 4}]
+    message = {**error_message(), "branch": branch}
+
+    ErrorEnd(CrewSettings(gateway_url=gateway.url)).handle(message)
+
+    (request,) = gateway.requests
+    assert request.body["branch"] == branch
+    assert request.body["error_details"]["branch"] == branch
+
+
+def test_error_end_details_are_null_where_the_message_says_nothing(
+    gateway: FakeGateway,
+) -> None:
+    message = {"job_id": "job-n", "error": "msg_parsing_error", "original_message": "{"}
+
+    ErrorEnd(CrewSettings(gateway_url=gateway.url)).handle(message)
+
+    details = gateway.requests[0].body["error_details"]
+    assert details["code"] == "msg_parsing_error"
+    assert details["type"] is None
+    assert details["traceback"] is None
+    assert details["branch"] is None
+    assert "branch" not in gateway.requests[0].body
 
 
 def test_error_end_persists_under_the_errors_prefix_and_failed_step(
