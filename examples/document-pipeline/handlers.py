@@ -1,4 +1,4 @@
-"""A document-analysis pipeline: parse → split (fan-out) → keywords → summarize → collect.
+"""A document-analysis pipeline: parse → split (fan-out) → keywords → summarize.
 
 Each function or class below is one actor with its own queue and its own runtime process(es);
 ``asya.yaml`` wires them and the gateway's ``analyze_document`` tool sends a document through:
@@ -10,18 +10,18 @@ Each function or class below is one actor with its own queue and its own runtime
   in ``__init__``, not once per message.
 * ``summarize`` is the slow step (it stands for a model call) that ``asya up`` scales out by
   queue depth.
-* ``collect`` (message mode) gathers the paragraphs of a document and sends one report on.
+
+There is no collecting step: the job itself is the fan-in. It ends when every paragraph's
+branch has ended, and its result is the list of the paragraphs' results, in paragraph order
+(docs/reference/jobs.md#fan-out).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import json
 import logging
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,59 +80,4 @@ def summarize(payload: dict[str, Any]) -> dict[str, Any]:
     time.sleep(float(os.environ.get("SUMMARY_SECONDS", "1")))
     first = SENTENCE_END.split(payload["text"], maxsplit=1)[0]
     summary = first if len(first) <= 160 else first[:157].rstrip() + "…"
-    return {**payload, "summary": summary}
-
-
-def collect(message: Message) -> Message:
-    """Fan in: keep each paragraph until the document is complete, then send the report.
-
-    Paragraphs arrive in any order (several summarize replicas work in parallel). Every
-    message but the last one of a document leaves without a job id, so happy-end drops it
-    instead of finishing the job early; the last one carries the whole report.
-    """
-    part = message["payload"]
-    route = message["route"]
-    metadata = route.get("metadata") or {}
-    job = str(message.get("job_id") or metadata.get("job_id") or part["title"])
-    with contextlib.closing(_parts_db()) as db:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "INSERT OR REPLACE INTO parts (job, idx, body) VALUES (?, ?, ?)",
-            (job, part["index"], json.dumps(part)),
-        )
-        (have,) = db.execute("SELECT COUNT(*) FROM parts WHERE job = ?", (job,)).fetchone()
-        if have < part["count"]:
-            db.execute("COMMIT")
-            held = {"held": part["index"], "of": part["count"]}
-            return {
-                **message,
-                "job_id": None,
-                "route": {**route, "metadata": {**metadata, "job_id": None}},
-                "payload": held,
-            }
-        rows = db.execute("SELECT body FROM parts WHERE job = ? ORDER BY idx", (job,)).fetchall()
-        db.execute("DELETE FROM parts WHERE job = ?", (job,))
-        db.execute("COMMIT")
-    parts = [json.loads(body) for (body,) in rows]
-    return {**message, "payload": _report(parts)}
-
-
-def _report(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    counts = collections.Counter(word for p in parts for word in p["keywords"])
-    return {
-        "title": parts[0]["title"],
-        "paragraphs": len(parts),
-        "keywords": [word for word, _ in counts.most_common(8)],
-        "summary": [p["summary"] for p in parts],
-    }
-
-
-def _parts_db() -> sqlite3.Connection:
-    path = HERE / ".asya" / "collect.db"
-    path.parent.mkdir(exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS parts"
-        " (job TEXT, idx INTEGER, body TEXT, PRIMARY KEY (job, idx))"
-    )
-    return db
+    return {"paragraph": payload["index"], "keywords": payload["keywords"], "summary": summary}

@@ -31,6 +31,18 @@ def job_id_of(message: object) -> str | None:
     return str(job_id) if job_id else None
 
 
+def object_name(job_id: str, branch: Any) -> str:
+    """The stored object's name: the job id, plus the branch (``job.2-5.0-4``) for a fan-out
+    branch, so the branches of one job do not overwrite each other."""
+    if not isinstance(branch, list) or not branch:
+        return job_id
+    levels = (
+        f"{level.get('index')}-{level.get('count')}" if isinstance(level, dict) else "x"
+        for level in branch
+    )
+    return f"{job_id}.{'.'.join(levels)}"
+
+
 class CrewMember:
     """Holds the worker's clients; subclasses decide what to persist and report."""
 
@@ -66,7 +78,8 @@ class CrewMember:
         """
         metadata: dict[str, Any] = body.setdefault("metadata", {})
         if self.store is not None:
-            metadata["s3_uri"] = self.store.put(prefix, step, job_id, message)
+            name = object_name(job_id, body.get("branch"))
+            metadata["s3_uri"] = self.store.put(prefix, step, name, message)
         if self.reporter is None:
             logger.info(
                 "%s: job %s finished as %s (no gateway configured)", self.role, job_id, body

@@ -83,11 +83,10 @@ class ErrorEnd(CrewMember):
             return []
         logger.info("error-end: job %s failed at %s: %s", job_id, failed_step(message), error)
         prefix = self.settings.s3.errors_prefix if self.settings.s3 else ""
-        body: dict[str, Any] = {
-            "status": "failed",
-            "error": error,
-            "error_details": error_details_of(message),
-        }
+        details = error_details_of(message)
+        body: dict[str, Any] = {"status": "failed", "error": error, "error_details": details}
+        if details["branch"] is not None:
+            body["branch"] = details["branch"]
         self.finish(job_id, prefix=prefix, step=failed_step(message), message=message, body=body)
         return []
 

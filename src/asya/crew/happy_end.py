@@ -42,6 +42,9 @@ class HappyEnd(CrewMember):
             return []
         prefix = self.settings.s3.results_prefix if self.settings.s3 else ""
         body: dict[str, Any] = {"status": "succeeded", "result": message.get("payload")}
+        branch = message.get("branch")
+        if isinstance(branch, list) and branch:
+            body["branch"] = branch
         self.finish(job_id, prefix=prefix, step=last_step(message), message=message, body=body)
         return []
 

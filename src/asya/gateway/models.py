@@ -109,14 +109,17 @@ class JobUpdate:
     timestamp: datetime
     #: Only on the final update of a Failed job as the SSE stream sends it (never stored).
     error_details: dict[str, Any] | None = None
+    #: The fan-out branch the update is about (docs/reference/jobs.md#fan-out), else None.
+    branch: list[dict[str, int]] | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
     def to_json(self) -> dict[str, Any]:
-        """The SSE ``data`` object (every field present, null when unset)."""
-        return {
+        """The SSE ``data`` object (every field present, null when unset; ``branch`` only in
+        updates about a fan-out branch)."""
+        data = {
             "job_id": self.job_id,
             "status": self.status,
             "message": self.message,
@@ -128,6 +131,9 @@ class JobUpdate:
             "timestamp": rfc3339(self.timestamp),
             "error_details": self.error_details,
         }
+        if self.branch:
+            data["branch"] = self.branch
+        return data
 
     def to_wire(self) -> dict[str, Any]:
         """Everything needed to rebuild the update (the NOTIFY payload)."""
@@ -148,4 +154,5 @@ class JobUpdate:
             step_status=data.get("step_status"),
             timestamp=datetime.fromisoformat(data["timestamp"]),
             error_details=data.get("error_details"),
+            branch=data.get("branch"),
         )

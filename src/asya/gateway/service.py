@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from asya.errors import AsyaError, JobNotFound, TransportError
-from asya.gateway import failures
+from asya.gateway import failures, fanin
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
@@ -72,6 +72,13 @@ def _error_text(error: Any) -> str:
     if error is None or error == "":
         return "unknown error"
     return error if isinstance(error, str) else orjson.dumps(error).decode()
+
+
+def _branch_path(branch: Any) -> fanin.Path:
+    try:
+        return fanin.parse_branch(branch)
+    except fanin.BadBranch as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 class JobService:
@@ -136,7 +143,20 @@ class JobService:
             raise BadRequest("step_index must be >= 0 and total_steps >= 1")
         step = _optional_str(body, "step") or _optional_str(body, "actor_name") or ""
         message = _optional_str(body, "message")
-        percent = step_percent(step_index, total_steps, step_status)
+        outputs = body.get("outputs")
+        if step_status == "completed" and isinstance(outputs, int) and outputs > 1:
+            # The step fanned out: its part ends only when its branches do, so it counts as
+            # still processing (docs/reference/jobs.md#fan-out): 100 % comes with the last branch.
+            percent = step_percent(step_index, total_steps, "processing")
+        else:
+            percent = step_percent(step_index, total_steps, step_status)
+        branch = body.get("branch")
+        path = _branch_path(branch) if branch is not None else ()
+        if path:
+            tree_percent = await self.store.record_branch_progress(job_id, path, percent)
+            if tree_percent is None:
+                raise JobNotFound(job_id)
+            percent = tree_percent
         outcome = await self.store.record_progress(
             job_id,
             step=step,
@@ -144,6 +164,7 @@ class JobService:
             percent=percent,
             step_status=step_status,
             message=message,
+            branch=fanin.branch_json(path) if path else None,
         )
         job = await self._settled(outcome, report="progress")
         return job.progress_percent
@@ -177,23 +198,51 @@ class JobService:
 
     async def final(self, job_id: str, body: Mapping[str, Any]) -> JobState:
         status = body.get("status")
+        if status not in ("succeeded", "failed"):
+            raise BadRequest("field 'status' must be 'succeeded' or 'failed'")
         metadata = body.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise BadRequest("field 'metadata' must be an object")
+        try:
+            details = failures.checked_details(body.get("error_details"))
+        except failures.DetailsInvalid as exc:
+            raise BadRequest(str(exc)) from None
+        branch = body.get("branch")
+        path = _branch_path(branch) if branch is not None else ()
+        if path:
+            return await self._branch_final(job_id, path, status, body, metadata, details)
         if status == "succeeded":
             outcome = await self.store.succeed(job_id, body.get("result"), metadata)
-        elif status == "failed":
+        else:
             error = _error_text(body.get("error"))
-            try:
-                details = failures.checked_details(body.get("error_details"))
-            except failures.DetailsInvalid as exc:
-                raise BadRequest(str(exc)) from None
             if details is None:
                 details = failures.details_of_error_text(error)
             outcome = await self.store.fail(job_id, error, metadata, details)
-        else:
-            raise BadRequest("field 'status' must be 'succeeded' or 'failed'")
         return await self._settled(outcome, report="final")
+
+    async def _branch_final(
+        self,
+        job_id: str,
+        path: fanin.Path,
+        status: str,
+        body: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+        details: dict[str, Any] | None,
+    ) -> JobState:
+        """A fan-out branch ended: a leaf of the job's tree (docs/reference/jobs.md#fan-out)."""
+        succeeded = status == "succeeded"
+        error = None if succeeded else _error_text(body.get("error"))
+        if not succeeded and details is None:
+            details = failures.details_of_error_text(error or "")
+        leaf = fanin.Leaf(
+            path=path,
+            succeeded=succeeded,
+            result=body.get("result") if succeeded else None,
+            error=error,
+            error_details=details,
+        )
+        outcome = await self.store.finish_branch(job_id, leaf, metadata)
+        return await self._settled(outcome, report=f"final of branch {fanin.path_key(path)}")
 
     async def time_out(self, job: Job) -> bool:
         """Fail an expired job; False when it was already terminal (another replica won)."""

@@ -137,6 +137,7 @@ def notifying(change: sa.Update) -> sa.Select[Any]:
                 "step",
                 "step_status",
                 "timestamp",
+                "branch",
             ],
             sa.select(
                 changed.c.id,
@@ -149,6 +150,7 @@ def notifying(change: sa.Update) -> sa.Select[Any]:
                 _P("u_step", type_=sa.String()),
                 _P("u_step_status", type_=sa.String()),
                 _P("p_now", type_=UTCDateTime()),
+                _P("u_branch", type_=JSONType),
             ),
         )
         .returning(job_updates.c.sequence)
@@ -176,6 +178,8 @@ def notifying(change: sa.Update) -> sa.Select[Any]:
             _text("u_step_status"),
             "timestamp",
             _text("u_timestamp"),
+            "branch",
+            sa.cast(_P("u_branch", type_=JSONType), JSONB()),
         ),
         sa.Text(),
     )

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asya.gateway import migrations
+from asya.gateway import branches, fanin, migrations
 from asya.gateway import statements as sql
 from asya.gateway.database import (
     DEFAULT_MAX_OVERFLOW,
@@ -240,6 +240,7 @@ class JobStore:
         percent: float,
         step_status: str,
         message: str | None,
+        branch: list[dict[str, int]] | None = None,
     ) -> Outcome:
         """One step report; the percent only ever rises (decided by the database)."""
         params: dict[str, Any] = {
@@ -253,8 +254,63 @@ class JobStore:
             statement = sql.PROGRESS_COMPLETED
             params["p_done"] = step_index + 1
         return await self._change(
-            statement, job_id, params, message, step=step, step_status=step_status
+            statement, job_id, params, message, step=step, step_status=step_status, branch=branch
         )
+
+    async def record_branch_progress(
+        self, job_id: str, path: fanin.Path, percent: float
+    ) -> float | None:
+        """Store one branch's percent; the job's percent over its branch tree."""
+
+        async def work(conn: AsyncConnection) -> float | None:
+            return await branches.record_progress(conn, self.dialect, job_id, path, percent, now)
+
+        now = utcnow()
+        return await self._transaction(work)
+
+    async def finish_branch(
+        self, job_id: str, leaf: fanin.Leaf, metadata: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """A branch's final report: stored once; ends the job when the whole tree has ended."""
+        now = utcnow()
+
+        async def work(
+            conn: AsyncConnection,
+        ) -> tuple[Mapping[Any, Any] | None, dict[str, Any] | None]:
+            return await branches.finish_leaf(conn, self.dialect, job_id, leaf, metadata, now)
+
+        async with self._writes.serialised():
+            row, values = await self._transaction(work)
+            if row is None:
+                return Outcome(None, None)
+            state = _state(row)
+            if values is None:
+                return Outcome(state, None)
+            update = JobUpdate(
+                job_id=values["job_id"],
+                sequence=values["sequence"],
+                status=values["status"],
+                message=values["message"],
+                result=values["result"],
+                error=values["error"],
+                progress_percent=float(values["progress_percent"]),
+                step=values["step"],
+                step_status=values["step_status"],
+                timestamp=now,
+                branch=values["branch"],
+            )
+            await self._writes.announce(update)
+        return Outcome(state, update)
+
+    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` in one transaction (PostgreSQL connections otherwise autocommit)."""
+
+        async def run(conn: AsyncConnection) -> T:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(isolation_level="READ COMMITTED")
+            return await work(conn)
+
+        return await self._run(run)
 
     async def succeed(
         self, job_id: str, result: Any, metadata: Mapping[str, Any] | None = None
@@ -289,6 +345,7 @@ class JobStore:
         step_status: str | None = None,
         result: Any = None,
         error: str | None = None,
+        branch: list[dict[str, int]] | None = None,
     ) -> Outcome:
         now = utcnow()
         params = {**params, "p_id": job_id, "p_now": now}
@@ -298,6 +355,7 @@ class JobStore:
             "error": error,
             "step": step,
             "step_status": step_status,
+            "branch": branch,
         }
         async with self._writes.serialised():
             row = await self._writes.change(statement, params, report, now)
@@ -390,4 +448,5 @@ def _update(row: Row[Any]) -> JobUpdate:
         step=row.step,
         step_status=row.step_status,
         timestamp=row.timestamp,
+        branch=row.branch,
     )

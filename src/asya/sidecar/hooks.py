@@ -37,6 +37,8 @@ class MessageContext:
     message: Message | None = None
     job_id: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    #: How many outputs the runtime's answer is routed as (more than one: a fan-out).
+    outputs: int = 0
 
     @property
     def step_info(self) -> tuple[str, int, int]:
@@ -191,6 +193,7 @@ class ProgressHook(Hook):
             status="received",
             message=received_text(len(ctx.body)),
             message_size_kb=round(len(ctx.body) / 1024, 2),
+            **_branch_of(ctx),
         )
         await self._reporter.report(
             ctx.job_id,
@@ -199,6 +202,7 @@ class ProgressHook(Hook):
             total_steps=total,
             status="processing",
             message=processing_text(self._actor),
+            **_branch_of(ctx),
         )
 
     async def before_publish(self, ctx: MessageContext, succeeded: bool) -> None:
@@ -220,6 +224,8 @@ class ProgressHook(Hook):
                 status="completed",
                 message=completed_text(duration_ms),
                 duration_ms=round(duration_ms, 3),
+                **_branch_of(ctx),
+                **({"outputs": ctx.outputs} if ctx.outputs > 1 else {}),
             )
 
     def on_finished(self, ctx: MessageContext, status: str | None, reason: str | None) -> None:
@@ -229,3 +235,9 @@ class ProgressHook(Hook):
         elif task is not None:
             with contextlib.suppress(BaseException):
                 task.result()
+
+
+def _branch_of(ctx: MessageContext) -> dict[str, Any]:
+    """``{"branch": [...]}`` for a message of a fan-out branch, else nothing to add."""
+    branch = ctx.message.get("branch") if ctx.message is not None else None
+    return {"branch": branch} if branch else {}

@@ -238,7 +238,11 @@ class Processor:
             )
             return await self._fail(ctx, failure, reason="invalid_output")
         # 8. Route every output on its own (fan-out), completed reported first.
-        publishes = router.route_outputs(outputs, self._settings.happy_end_queue)
+        assert ctx.message is not None
+        publishes = router.route_outputs(
+            outputs, self._settings.happy_end_queue, ctx.message.get("branch")
+        )
+        ctx.outputs = len(publishes)
         await self._hooks.before_publish(ctx, True)
         unroutable = await self._publish_outputs(ctx, publishes)
         for publish, error in unroutable:

@@ -96,25 +96,42 @@ def with_input_fields(outputs: Sequence[Any], message: Message | None) -> list[A
 
     Our runtime already answers so (docs/reference/runtime-protocol.md#output-fields: in payload
     mode the input with ``payload`` replaced, in message mode the input's fields an output left
-    out). The original
-    runtime answers ``{payload, route}`` only, and the original sidecar copied ``job_id`` over
-    itself: without this, a job the gateway tracks would never finish. What the output has
-    wins; anything but an object passes unchanged (and is refused as unroutable).
+    out). The original runtime answers ``{payload, route}`` only, and the original sidecar
+    copied ``job_id`` over itself: without this, a job the gateway tracks would never finish.
+    What the output has wins; an output that lacks nothing (our runtime's) is passed as it is,
+    and anything but an object passes unchanged (and is refused as unroutable).
     """
     if message is None:
         return list(outputs)
-    return [{**message, **output} if isinstance(output, dict) else output for output in outputs]
+    wanted = message.keys()
+    return [
+        {**message, **output}
+        if isinstance(output, dict) and not wanted <= output.keys()
+        else output
+        for output in outputs
+    ]
 
 
-def route_outputs(outputs: Sequence[Message], happy_end: str) -> list[Publish]:
+def route_outputs(
+    outputs: Sequence[Message], happy_end: str, input_branch: Any = None
+) -> list[Publish]:
     """Advance each output's route by one step and pick its queue (fan-out: each on its own).
 
     The output's own route is used (a ``message``-mode handler may have replaced the steps
     ahead). ``route.metadata.attempt`` counts retries of *this* step, so it is dropped.
+    ``branch`` (docs/reference/message.md#branch) is set from ``input_branch``, the input
+    message's: one output keeps it, output ``i`` of ``n > 1`` gains ``{"index": i, "count": n}``.
     """
     publishes = []
-    for output in outputs:
+    count = len(outputs)
+    for index, output in enumerate(outputs):
         message = dict(output)
+        if count > 1:
+            message["branch"] = [*(input_branch or ()), {"index": index, "count": count}]
+        elif input_branch:
+            message["branch"] = input_branch
+        else:
+            message.pop("branch", None)
         route = dict(message["route"])
         metadata = route.get("metadata")
         if isinstance(metadata, dict) and "attempt" in metadata:
@@ -173,10 +190,12 @@ def error_end_message(
     source = output if output is not None else message
     route: Any = None
     payload: Any = None
+    branch: Any = None
     if source is not None:
         route = copy.deepcopy(source.get("route"))
         payload = source.get("payload")
-    return {
+        branch = source.get("branch")
+    error_end: Message = {
         "job_id": job_id_of(message) if message is not None else None,
         "error": failure.code,
         "error_details": failure.details(),
@@ -186,3 +205,6 @@ def error_end_message(
         "failed_step": failed_step,
         "attempts": (attempt_of(message) if message is not None else 0) + 1,
     }
+    if branch:
+        error_end["branch"] = branch
+    return error_end

@@ -74,3 +74,17 @@ def progress(message: dict[str, Any]) -> dict[str, Any]:
         time.sleep(STEP_SECONDS)
         _heartbeat(job_id, actor_name, "processing", f"Step {step}/{steps} done")
     return {**message, "payload": {"steps": steps, "completed": True}}
+
+
+def split(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fan out: one output per item of ``parts`` (an item may be a list: split again later)."""
+    return [{"parts": part, "delay": payload.get("delay", 0)} for part in payload["parts"]]
+
+
+def upper(payload: dict[str, Any]) -> dict[str, Any]:
+    """One branch's work: the word in capitals after ``delay`` s; the word ``fail`` fails."""
+    time.sleep(float(payload.get("delay", 0)))
+    word = str(payload["parts"])
+    if word == "fail":
+        raise ValueError("cannot upper the word 'fail'")
+    return {"word": word.upper()}

@@ -223,6 +223,21 @@ def write_tools_file(path: Path, prefix: str) -> None:
                 "timeout": 10,
             },
             {
+                "name": "test_fanout",
+                "description": "One branch per part, each upper-cased",
+                "parameters": {
+                    "parts": {"type": "array", "required": True},
+                    "delay": {"type": "number", "default": 0},
+                },
+                "route": [q["split"], q["upper"]],
+            },
+            {
+                "name": "test_fanout_nested",
+                "description": "Parts of parts: a fan-out in each branch of a fan-out",
+                "parameters": {"parts": {"type": "array", "required": True}},
+                "route": [q["split"], q["split"], q["upper"]],
+            },
+            {
                 "name": "test_unanswered",
                 "description": "A queue nobody consumes: only the deadline can end the job",
                 "parameters": {},
@@ -242,6 +257,8 @@ ACTOR_SPECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "incrementer": ("handlers.incrementer", "payload", {}),
     "error": ("handlers.error", "payload", {}),
     "timeout": ("handlers.timeout", "payload", {"ASYA_RUNTIME_TIMEOUT": "5s"}),
+    "split": ("handlers.split", "payload", {}),
+    "upper": ("handlers.upper", "payload", {}),
     "happy-end": (
         "asya.crew.happy_end.handle",
         "message",

@@ -72,6 +72,32 @@ def test_error_details_of_a_fanned_out_message_name_its_branch_and_null_missing_
     }
 
 
+def test_error_end_of_a_fan_out_branch_reports_the_branch(gateway: FakeGateway) -> None:
+    branch = [{"index": 2, "count": 5}, {"index": 0, "count": 4}]
+    message = {**error_message(), "branch": branch}
+
+    ErrorEnd(CrewSettings(gateway_url=gateway.url)).handle(message)
+
+    (request,) = gateway.requests
+    assert request.body["branch"] == branch
+    assert request.body["error_details"]["branch"] == branch
+
+
+def test_error_end_details_are_null_where_the_message_says_nothing(
+    gateway: FakeGateway,
+) -> None:
+    message = {"job_id": "job-n", "error": "msg_parsing_error", "original_message": "{"}
+
+    ErrorEnd(CrewSettings(gateway_url=gateway.url)).handle(message)
+
+    details = gateway.requests[0].body["error_details"]
+    assert details["code"] == "msg_parsing_error"
+    assert details["type"] is None
+    assert details["traceback"] is None
+    assert details["branch"] is None
+    assert "branch" not in gateway.requests[0].body
+
+
 def test_error_end_persists_under_the_errors_prefix_and_failed_step(
     gateway: FakeGateway, s3: S3Server
 ) -> None:

@@ -45,6 +45,28 @@ def test_happy_end_reports_the_payload_as_the_result(gateway: FakeGateway) -> No
     assert "authorization" not in request.headers
 
 
+def test_happy_end_of_a_fan_out_branch_reports_the_branch(gateway: FakeGateway) -> None:
+    branch = [{"index": 1, "count": 3}]
+    crew = HappyEnd(CrewSettings(gateway_url=gateway.url))
+
+    crew.handle({**finished_message(), "branch": branch})
+
+    assert gateway.requests[0].body == {
+        "status": "succeeded",
+        "result": {"value": 25},
+        "branch": branch,
+        "metadata": {},
+    }
+
+
+def test_happy_end_sends_no_branch_for_the_trunk(gateway: FakeGateway) -> None:
+    crew = HappyEnd(CrewSettings(gateway_url=gateway.url))
+
+    crew.handle({**finished_message(), "branch": []})
+
+    assert "branch" not in gateway.requests[0].body
+
+
 def test_happy_end_sends_the_gateway_token_as_a_bearer_token(gateway: FakeGateway) -> None:
     crew = HappyEnd(CrewSettings(gateway_url=gateway.url, gateway_token="s3cret"))
 
@@ -100,6 +122,18 @@ def test_happy_end_persists_the_message_to_s3_under_the_dated_step_key(
         "result": {"value": 25},
         "metadata": {"s3_uri": f"s3://{s3.bucket}/{keys[0]}"},
     }
+
+
+def test_happy_end_keeps_each_branch_of_a_job_as_its_own_object(
+    gateway: FakeGateway, s3: S3Server
+) -> None:
+    crew = HappyEnd(CrewSettings(gateway_url=gateway.url, s3=s3_settings(s3)))
+
+    for index in range(2):
+        crew.handle({**finished_message("job-7"), "branch": [{"index": index, "count": 2}]})
+
+    keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=s3.bucket)["Contents"])
+    assert [key.rsplit("/", 1)[1] for key in keys] == ["job-7.0-2.json", "job-7.1-2.json"]
 
 
 def test_happy_end_honours_a_custom_results_prefix(gateway: FakeGateway, s3: S3Server) -> None:

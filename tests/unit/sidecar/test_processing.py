@@ -81,6 +81,8 @@ async def test_fan_out_routes_every_output_independently(harness: Harness) -> No
     assert routed["route"]["current"] == 1
     assert finished["payload"] == {"index": 1}
     assert finished["route"] == {"steps": ["step-a"], "current": 1, "metadata": {}}
+    assert routed["branch"] == [{"index": 0, "count": 2}]
+    assert finished["branch"] == [{"index": 1, "count": 2}]
 
 
 async def test_empty_response_sends_the_original_message_unchanged_to_happy_end(

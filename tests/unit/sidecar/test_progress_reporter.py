@@ -97,6 +97,34 @@ async def test_reports_are_received_processing_completed_before_the_result_is_pu
     assert completed["message"].startswith("Completed processing in ")
     assert completed["message"].endswith(" ms")
     assert completed["duration_ms"] >= 0
+    assert all("branch" not in report for report in gateway.reports)
+
+
+async def test_reports_of_a_fan_out_branch_carry_the_branch(
+    harness: Harness, gateway: FakeGateway
+) -> None:
+    branch = [{"index": 1, "count": 3}]
+    await harness.start(gateway_url=gateway.url)
+    await harness.send({**make_message(["step-a", "step-b"], job_id="job-2"), "branch": branch})
+    await harness.take("step-b")
+    assert [r["branch"] for r in gateway.reports] == [branch] * 3
+
+
+async def test_the_completed_report_of_a_fan_out_counts_its_outputs(
+    harness: Harness, gateway: FakeGateway
+) -> None:
+    async def split(message: dict[str, Any]) -> Any:
+        return [{**message, "payload": n} for n in range(3)]
+
+    harness.runtime.behaviour = split
+    await harness.start(gateway_url=gateway.url)
+    await harness.send(make_message(["step-a", "step-b"], job_id="job-3"))
+    for _ in range(3):
+        await harness.take("step-b")
+    completed = gateway.reports[-1]
+    assert completed["status"] == "completed"
+    assert completed["outputs"] == 3
+    assert all("outputs" not in r for r in gateway.reports[:-1])
 
 
 async def test_no_reports_without_a_job_id(harness: Harness, gateway: FakeGateway) -> None:

@@ -34,6 +34,45 @@ def test_fan_out_routes_each_output_by_its_own_route() -> None:
     assert [p.queue for p in publishes] == ["b", "x", "happy-end"]
 
 
+def test_fan_out_gives_each_output_its_branch_in_handler_order() -> None:
+    publishes = router.route_outputs([output(["a", "b"], 0) for _ in range(3)], "happy-end")
+    assert [p.message["branch"] for p in publishes] == [
+        [{"index": i, "count": 3}] for i in range(3)
+    ]
+
+
+def test_nested_fan_out_appends_a_level_to_the_input_branch() -> None:
+    outer = [{"index": 2, "count": 3}]
+    publishes = router.route_outputs([output(["a", "b"], 0) for _ in range(4)], "h", outer)
+    assert publishes[1].message["branch"] == [*outer, {"index": 1, "count": 4}]
+
+
+def test_a_single_output_keeps_the_input_branch_whatever_the_handler_did() -> None:
+    outer = [{"index": 0, "count": 2}]
+    changed = output(["a", "b"], 0, branch=[{"index": 9, "count": 10}])
+    [publish] = router.route_outputs([changed], "happy-end", outer)
+    assert publish.message["branch"] == outer
+
+
+def test_a_single_output_of_a_trunk_message_has_no_branch() -> None:
+    [publish] = router.route_outputs([output(["a", "b"], 0, branch=[])], "happy-end", None)
+    assert "branch" not in publish.message
+
+
+def test_the_error_end_message_keeps_the_branch_of_the_failed_message() -> None:
+    branch = [{"index": 1, "count": 2}]
+    message = output(["a"], 0, job_id="j", branch=branch)
+    failure = Failure("processing_error", "boom", "ValueError")
+    result = router.error_end_message(
+        failure, failed_step="a", original_body=b"{}", message=message
+    )
+    assert result["branch"] == branch
+    trunk = router.error_end_message(
+        failure, failed_step="a", original_body=b"{}", message=output(["a"], 0)
+    )
+    assert "branch" not in trunk
+
+
 def test_routing_drops_the_retry_counter_and_keeps_other_metadata() -> None:
     message = output(["a", "b"], 0)
     message["route"] = {"steps": ["a", "b"], "current": 0, "metadata": {"attempt": 2, "k": "v"}}
