@@ -177,21 +177,23 @@ def actor_resource(
     }
 
 
-def crew_resource(queue: str, role: str, broker: Broker, namespace: str | None) -> JsonObject:
+def crew_resource(
+    queue: str, role: str, broker: Broker, namespace: str | None, *, gateway: bool = True
+) -> JsonObject:
     """happy-end or error-end (``role``) as deploy/crew/<role>.yaml defines it."""
     handler = f"asya.crew.{role.replace('-', '_')}.handle"
+    env = {
+        "ASYA_HANDLER": handler,
+        "ASYA_HANDLER_MODE": "message",
+        "ASYA_ENABLE_VALIDATION": "false",
+    }
+    if gateway:
+        env["ASYA_GATEWAY_URL"] = GATEWAY_SERVICE_URL
     runtime = {
         "name": RUNTIME_CONTAINER,
         "image": ASYA_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "env": _env(
-            {
-                "ASYA_HANDLER": handler,
-                "ASYA_HANDLER_MODE": "message",
-                "ASYA_ENABLE_VALIDATION": "false",
-                "ASYA_GATEWAY_URL": GATEWAY_SERVICE_URL,
-            }
-        ),
+        "env": _env(env),
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
     }
     security = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001}
@@ -281,9 +283,10 @@ def mesh_objects(config: MeshConfig, options: MeshOptions | None = None) -> Mesh
     problems.extend(_check_actors(actors, labels))
     crew: tuple[JsonObject, ...] = ()
     if config.crew:
+        gateway = config.gateway is not None
         crew = (
-            crew_resource(config.happy_end, HAPPY_END, broker, options.namespace),
-            crew_resource(config.error_end, ERROR_END, broker, options.namespace),
+            crew_resource(config.happy_end, HAPPY_END, broker, options.namespace, gateway=gateway),
+            crew_resource(config.error_end, ERROR_END, broker, options.namespace, gateway=gateway),
         )
     tools = None
     if config.gateway is not None:
@@ -292,5 +295,10 @@ def mesh_objects(config: MeshConfig, options: MeshOptions | None = None) -> Mesh
         tools = tools_config_map(text, options.namespace)
     if problems:
         raise MeshExportError(problems)
-    standard = broker == Broker() and (config.happy_end, config.error_end) == (HAPPY_END, ERROR_END)
+    # deploy/crew assumes deploy's broker, the default crew queues and a gateway to report to
+    standard = (
+        broker == Broker()
+        and (config.happy_end, config.error_end) == (HAPPY_END, ERROR_END)
+        and tools is not None
+    )
     return MeshObjects(tuple(actors), crew, tools, standard_crew=standard)
