@@ -56,7 +56,9 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _TOP_KEYS = frozenset({"transport", "database", "exchange", "gateway", "crew", "env", "actors"})
 _GATEWAY_KEYS = frozenset({"port", "host", "tools"})
-_ACTOR_KEYS = frozenset({"name", "handler", "mode", "timeout", "replicas", "scaling", "env"})
+_ACTOR_KEYS = frozenset(
+    {"name", "handler", "mode", "timeout", "replicas", "scaling", "env", "image"}
+)
 _SCALING_KEYS = frozenset({"min", "max", "queue_length", "polling_interval", "cooldown"})
 _MODES = {"payload": "payload", "message": "message", "envelope": "message"}
 
@@ -331,6 +333,8 @@ class _Validator:
         elif "replicas" in section:
             replicas = self.integer(section["replicas"], (*path, "replicas"), 0) or 0
         env = self.env(section.get("env"), (*path, "env"))
+        # the container image on Kubernetes (asya k8s render/export); asya up ignores it
+        image = self.string(section["image"], (*path, "image")) if "image" in section else None
         if len(self.problems) > before or name is None or handler is None:
             return None
         return ActorConfig(
@@ -341,6 +345,7 @@ class _Validator:
             replicas=replicas,
             scaling=scaling,
             env=env,
+            image=image,
         )
 
     def scaling(self, value: Any, path: Path_) -> ScalingConfig | None:

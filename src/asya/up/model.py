@@ -69,6 +69,7 @@ class ActorConfig:
     replicas: int = 1
     scaling: ScalingConfig | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None  # only for Kubernetes (asya k8s render/export)
 
     @property
     def initial_replicas(self) -> int:
