@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -38,12 +36,12 @@ from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
+from asya.transports.nats_names import consumer_name, stream_name
 
 log = logging.getLogger(__name__)
 
 NOT_BEFORE_HEADER = "Asya-Not-Before"
 _API = "$JS.API"
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _REQUEST_GRACE = 2.0  # a pull request with no answer this long after it expired is dropped
 
 
@@ -56,14 +54,6 @@ class NatsSettings:
     connect_timeout: float = 10.0
     reconnect_interval: float = 1.0
     pull_expires: float = 5.0
-
-
-def safe_name(name: str) -> str:
-    """``name`` as a JetStream stream/consumer name (no dots, wildcards or spaces)."""
-    cleaned = _UNSAFE_NAME.sub("_", name)
-    if cleaned == name:
-        return name
-    return f"{cleaned}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _check_token(what: str, name: str) -> None:
@@ -346,7 +336,7 @@ class NatsTransport(Transport):
     def __init__(self, settings: NatsSettings) -> None:
         _check_token("exchange", settings.exchange)
         self.settings = settings
-        self.stream = safe_name(settings.exchange)
+        self.stream = stream_name(settings.exchange)
         self._nc: Client | None = None
         self._subscriptions: list[NatsSubscription] = []
 
@@ -365,7 +355,7 @@ class NatsTransport(Transport):
 
     @staticmethod
     def consumer(queue: str) -> str:
-        return safe_name(queue)
+        return consumer_name(queue)
 
     async def connect(self) -> None:
         if self._nc is not None:
