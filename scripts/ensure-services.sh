@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the services the test suites use answer: PostgreSQL (127.0.0.1:5432) and
-# RabbitMQ (127.0.0.1:5672). A service that is down is started with the commands of docs/contributing.md#services;
+# Makes sure the services the test suites use answer: PostgreSQL (127.0.0.1:5432),
+# RabbitMQ (127.0.0.1:5672) and NATS with JetStream (127.0.0.1:4222). A service that is down is started with the commands of docs/contributing.md#services;
 # one that cannot be started stops the run with a message saying what to do.
 set -u
 
@@ -17,7 +17,7 @@ wait_for() { # name, port, seconds
 
 fail() {
   echo "ensure-services: $1" >&2
-  echo "ensure-services: on Debian, install with: apt-get install -y postgresql rabbitmq-server (as root)" >&2
+  echo "ensure-services: on Debian, install with: apt-get install -y postgresql rabbitmq-server nats-server (as root)" >&2
   exit 1
 }
 
@@ -50,4 +50,13 @@ if ! port_open 5672; then
   done
   rabbit_ready && port_open 5672 || fail "RabbitMQ did not answer within 60 s"
 fi
-echo "ensure-services: PostgreSQL and RabbitMQ are up"
+# NATS: started with JetStream and a store of its own (the Debian package's paths).
+if ! port_open 4222; then
+  echo "ensure-services: NATS is down; starting it"
+  command -v nats-server >/dev/null || fail "NATS is not installed (nats-server not found; apt-get install -y nats-server)"
+  mkdir -p /var/lib/nats-server
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server \
+    -l /var/log/nats-server.log >/dev/null 2>&1 &
+  wait_for nats 4222 30 || fail "NATS did not open 127.0.0.1:4222 within 30 s"
+fi
+echo "ensure-services: PostgreSQL, RabbitMQ and NATS are up"

@@ -19,6 +19,7 @@ import pytest
 from asya.logconfig import LEVELS
 
 RABBITMQ_URL = os.environ.get("ASYA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("ASYA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 POSTGRES_ADMIN_URL = os.environ.get(
     "ASYA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -63,6 +64,18 @@ def rabbitmq_url() -> str:
             pytrace=False,
         )
     return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The machine's NATS server (with JetStream); fails loudly when it does not answer."""
+    if not _port_answers(4222):
+        pytest.fail(
+            "NATS does not answer on 127.0.0.1:4222: run `make services` "
+            "(docs/contributing.md#services)",
+            pytrace=False,
+        )
+    return NATS_URL
 
 
 @pytest.fixture(scope="session")

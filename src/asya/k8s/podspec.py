@@ -130,22 +130,32 @@ def runtime_container(
     return result
 
 
-def sidecar_container(
-    spec: Mapping[str, Any], socket_dir: str, image: str, native: bool
-) -> JsonObject:
-    """The ``asya sidecar`` container, configured from the spec and the transport."""
-    sidecar, rabbitmq = spec["sidecar"], spec["transport"]["rabbitmq"]
+def _transport_env(transport: Mapping[str, Any]) -> list[JsonObject]:
+    """The sidecar's broker variables: a NATS URL, or RabbitMQ's user, secret and URL."""
+    if transport.get("type") == "nats":
+        return [_env_entry("ASYA_TRANSPORT_URL", transport["nats"]["url"])]
+    rabbitmq = transport["rabbitmq"]
     secret = rabbitmq["passwordSecretRef"]
-    port = sidecar["metricsPort"]
     url = f"amqp://$({USERNAME_ENV}):$({PASSWORD_ENV})@{rabbitmq['host']}:{rabbitmq['port']}/"
-    managed = [
-        _env_entry("ASYA_QUEUE_NAME", spec["queueName"]),
+    return [
         _env_entry(USERNAME_ENV, rabbitmq["username"]),
         {
             "name": PASSWORD_ENV,
             "valueFrom": {"secretKeyRef": {"name": secret["name"], "key": secret["key"]}},
         },
         _env_entry("ASYA_RABBITMQ_URL", url),
+    ]
+
+
+def sidecar_container(
+    spec: Mapping[str, Any], socket_dir: str, image: str, native: bool
+) -> JsonObject:
+    """The ``asya sidecar`` container, configured from the spec and the transport."""
+    sidecar = spec["sidecar"]
+    port = sidecar["metricsPort"]
+    managed = [
+        _env_entry("ASYA_QUEUE_NAME", spec["queueName"]),
+        *_transport_env(spec["transport"]),
         _env_entry("ASYA_SOCKET_PATH", spec["socket"]["path"]),
         _env_entry("ASYA_RUNTIME_TIMEOUT", f"{spec['timeout']['processing']}s"),
         _env_entry("ASYA_METRICS_ADDR", f":{port}"),
@@ -155,6 +165,7 @@ def sidecar_container(
         USERNAME_ENV: "spec.transport.rabbitmq.username",
         PASSWORD_ENV: "spec.transport.rabbitmq.passwordSecretRef",
         "ASYA_RABBITMQ_URL": "spec.transport.rabbitmq",
+        "ASYA_TRANSPORT_URL": "spec.transport.nats.url",
         "ASYA_SOCKET_PATH": "spec.socket.path",
         "ASYA_RUNTIME_TIMEOUT": "spec.timeout.processing",
         "ASYA_METRICS_ADDR": "spec.sidecar.metricsPort",

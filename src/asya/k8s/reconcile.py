@@ -21,7 +21,7 @@ from urllib.parse import quote
 from asya.errors import PermanentError, TransientError
 from asya.k8s.api import ApiError, KindNotServed, KubeApi, ObjectRef, ref_of
 from asya.k8s.crd import InvalidActorError, actor_name, load_actor
-from asya.k8s.render import KEDA_API_VERSION, RenderOptions, render
+from asya.k8s.render import KEDA_API_VERSION, RenderOptions, render, sidecar_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +212,20 @@ class Reconciler:
     async def _declare(self, spec: Mapping[str, Any], run: _Run) -> Exception | None:
         if self._declare_queue is None:
             return None
+        queue = spec["queueName"]
+        if spec["transport"].get("type") == "nats":
+            nats_url = spec["transport"]["nats"]["url"]
+            try:
+                await asyncio.wait_for(
+                    self._declare_queue(nats_url, sidecar_exchange(spec), queue),
+                    DECLARE_TIMEOUT_SECONDS * 2,
+                )
+            except Exception as exc:  # the sidecar can still declare it later
+                logger.warning("could not declare queue %s: %s", queue, exc)
+                return TransientError(f"declaring queue {queue} on {nats_url}: {exc}")
+            return None
         rabbitmq = spec["transport"]["rabbitmq"]
         secret = rabbitmq["passwordSecretRef"]
-        queue = spec["queueName"]
         try:
             password = await self._call(
                 self._api.read_secret, run.namespace, secret["name"], secret["key"]

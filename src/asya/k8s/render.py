@@ -19,6 +19,7 @@ import asya.runtime
 from asya.k8s.crd import API_VERSION, KIND, InvalidActorError, actor_name, load_actor
 from asya.k8s.podspec import RUNTIME_FILE, SIDECAR_CONTAINER, USERNAME_ENV, PodSpecError
 from asya.k8s.podspec import pod_template as build_pod_template
+from asya.transports.nats_names import consumer_name, stream_name
 
 JsonObject = dict[str, Any]
 
@@ -149,7 +150,7 @@ def render_trigger_auth(actor: JsonObject) -> JsonObject:
 def render_scaled_object(actor: JsonObject) -> JsonObject:
     name = actor["metadata"]["name"]
     spec = actor["spec"]
-    scaling, rabbitmq = spec["scaling"], spec["transport"]["rabbitmq"]
+    scaling = spec["scaling"]
     kind = spec["workload"]["type"]
     return {
         "apiVersion": KEDA_API_VERSION,
@@ -165,22 +166,54 @@ def render_scaled_object(actor: JsonObject) -> JsonObject:
             "maxReplicaCount": scaling["maxReplicas"],
             "pollingInterval": scaling["pollingInterval"],
             "cooldownPeriod": scaling["cooldownPeriod"],
-            "triggers": [
-                {
-                    "type": "rabbitmq",
-                    "metadata": {
-                        "protocol": "amqp",
-                        "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
-                        "vhostName": "/",
-                        "queueName": spec["queueName"],
-                        "mode": "QueueLength",
-                        "value": str(scaling["queueLength"]),
-                    },
-                    "authenticationRef": {"name": trigger_auth_name(name)},
-                }
-            ],
+            "triggers": [_trigger(actor)],
         },
     }
+
+
+def _trigger(actor: JsonObject) -> JsonObject:
+    """KEDA's trigger for the actor's queue: ``rabbitmq`` queue length or ``nats-jetstream``
+    consumer lag (the consumer's pending messages)."""
+    spec = actor["spec"]
+    threshold = str(spec["scaling"]["queueLength"])
+    transport = spec["transport"]
+    if transport.get("type") == "nats":
+        nats = transport["nats"]
+        return {
+            "type": "nats-jetstream",
+            "metadata": {
+                "natsServerMonitoringEndpoint": nats["monitoringEndpoint"],
+                "account": nats.get("account", "$G"),
+                "stream": stream_name(sidecar_exchange(spec)),
+                "consumer": consumer_name(spec["queueName"]),
+                "lagThreshold": threshold,
+            },
+        }
+    rabbitmq = transport["rabbitmq"]
+    return {
+        "type": "rabbitmq",
+        "metadata": {
+            "protocol": "amqp",
+            "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
+            "vhostName": "/",
+            "queueName": spec["queueName"],
+            "mode": "QueueLength",
+            "value": threshold,
+        },
+        "authenticationRef": {"name": trigger_auth_name(actor["metadata"]["name"])},
+    }
+
+
+def sidecar_exchange(spec: Mapping[str, Any]) -> str:
+    """The exchange the sidecar uses: its ``ASYA_RABBITMQ_EXCHANGE`` env, else ``asya``."""
+    return next(
+        (
+            str(e.get("value", "asya"))
+            for e in spec["sidecar"].get("env", [])
+            if e.get("name") == "ASYA_RABBITMQ_EXCHANGE"
+        ),
+        "asya",
+    )
 
 
 def render(obj: Mapping[str, Any], options: RenderOptions | None = None) -> list[JsonObject]:
@@ -197,7 +230,8 @@ def render(obj: Mapping[str, Any], options: RenderOptions | None = None) -> list
         raise InvalidActorError(actor_name(actor), [str(exc)]) from exc
     objects = [render_config_map(actor, options.runtime_source)]
     if actor["spec"]["scaling"]["enabled"]:
-        objects.append(render_trigger_auth(actor))
+        if actor["spec"]["transport"].get("type") != "nats":  # KEDA reads NATS unauthenticated
+            objects.append(render_trigger_auth(actor))
         objects.append(workload)
         objects.append(render_scaled_object(actor))
     else:

@@ -7,6 +7,9 @@
   (query options: ``lease``, ``busy_timeout``, ``poll_min``, ``poll_max`` as durations,
   ``synchronous``)
 * ``memory://name`` → an in-process broker; transports on the same name share queues
+* ``nats://host:port`` / ``tls://…`` → NATS JetStream (``asya[nats]``; query options
+  ``ack_wait``, ``publish_timeout``, ``connect_timeout``, ``reconnect_interval``,
+  ``pull_expires`` as durations)
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ def open_transport(url: str, *, exchange: str = "asya", **options: Any) -> Trans
         return _open_sqlite(url, options)
     if scheme == "memory":
         return _open_memory(url, options)
+    if scheme in ("nats", "tls"):
+        return _open_nats(url, exchange, options)
     raise ValueError(
-        f"unsupported transport URL {redact_url(url)!r}: use amqp://…, sqlite:///path or memory://"
+        f"unsupported transport URL {redact_url(url)!r}: use amqp://…, nats://…, sqlite:///path or memory://"
     )
 
 
@@ -113,3 +118,27 @@ def _open_memory(url: str, options: dict[str, Any]) -> Transport:
     parts = urlsplit(url)
     name = (parts.netloc + parts.path).strip("/") or "default"
     return MemoryTransport(name)
+
+
+def _open_nats(url: str, exchange: str, options: dict[str, Any]) -> Transport:
+    try:
+        from asya.transports.nats import NatsSettings, NatsTransport
+    except ImportError as exc:
+        raise ImportError(
+            f"the NATS transport needs nats-py: pip install 'asya[nats]' ({exc})"
+        ) from exc
+
+    parts = urlsplit(url)
+    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    merged.update(options)
+    allowed = (
+        "ack_wait",
+        "publish_timeout",
+        "connect_timeout",
+        "reconnect_interval",
+        "pull_expires",
+    )
+    _check_options(merged, allowed, "nats")
+    timings = {name: _duration(name, value) for name, value in merged.items()}
+    plain_url = parts._replace(query="").geturl()
+    return NatsTransport(NatsSettings(url=plain_url, exchange=exchange, **timings))

@@ -1,4 +1,5 @@
-"""A ``backend`` fixture that runs each contract test on memory, SQLite and real RabbitMQ.
+"""A ``backend`` fixture that runs each contract test on memory, SQLite, real RabbitMQ and the
+machine's NATS JetStream.
 
 Each test gets names of its own (a RabbitMQ exchange, queue names, a SQLite file, a memory
 broker) and everything it declared is deleted afterwards, even when the test fails.
@@ -14,9 +15,10 @@ from typing import Any
 import pytest
 
 from asya.transports import Transport, open_transport
+from asya.transports.nats import NatsTransport
 from asya.transports.rabbitmq import RabbitMQTransport, delay_queue_name
 
-BACKENDS = ["memory", "sqlite", "rabbitmq"]
+BACKENDS = ["memory", "sqlite", "rabbitmq", "nats"]
 
 
 class Backend:
@@ -66,18 +68,20 @@ class Backend:
         async with open_transport(self.url, exchange=self.exchange) as transport:
             for queue in self.queues:
                 await transport.delete_queue(queue)
+            if isinstance(transport, NatsTransport):
+                await transport.delete_stream()
             if isinstance(transport, RabbitMQTransport):
                 for queue, delay in self.delays:
                     await transport.delete_queue(delay_queue_name(self.exchange, queue, delay))
                 await transport.delete_exchange()
 
 
-def backend_url(kind: str, tmp_path: Path, rabbitmq_url: str, name: str) -> str:
-    if kind == "memory":
-        return f"memory://{name}"
+def backend_url(kind: str, tmp_path: Path, service_url: str, name: str) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'queues.db'}"
-    return rabbitmq_url
+    if kind in ("rabbitmq", "nats"):
+        return service_url
+    return f"memory://{name}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -85,9 +89,9 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, unique_name: str
 ) -> AsyncIterator[Backend]:
     kind: str = request.param
-    rabbitmq_url = request.getfixturevalue("rabbitmq_url") if kind == "rabbitmq" else ""
+    service_url = request.getfixturevalue(f"{kind}_url") if kind in ("rabbitmq", "nats") else ""
     backend = Backend(
-        kind, backend_url(kind, tmp_path, rabbitmq_url, unique_name), unique_name, unique_name
+        kind, backend_url(kind, tmp_path, service_url, unique_name), unique_name, unique_name
     )
     try:
         yield backend

@@ -460,3 +460,36 @@ RENDER_CASES = {
 def test_every_rendered_object_validates_against_kubernetes_and_keda_schemas(case: str) -> None:
     for obj in render(RENDER_CASES[case]):
         validate_object(obj)
+
+
+NATS_TRANSPORT = {
+    "type": "nats",
+    "nats": {
+        "url": "nats://nats.messaging.svc:4222",
+        "monitoringEndpoint": "nats.messaging.svc:8222",
+    },
+}
+
+
+def test_a_nats_actor_scales_on_its_jetstream_consumer_without_trigger_auth() -> None:
+    objects = by_kind(render(actor(scaling=SCALING, transport=NATS_TRANSPORT)))
+    assert list(objects) == ["ConfigMap", "Deployment", "ScaledObject"]
+    (trigger,) = objects["ScaledObject"]["spec"]["triggers"]
+    assert trigger == {
+        "type": "nats-jetstream",
+        "metadata": {
+            "natsServerMonitoringEndpoint": "nats.messaging.svc:8222",
+            "account": "$G",
+            "stream": "asya",
+            "consumer": "test-doubler-queue",
+            "lagThreshold": "3",
+        },
+    }
+    validate_object(objects["ScaledObject"])
+
+
+def test_a_nats_actor_sidecar_gets_the_transport_url_and_no_rabbitmq_secret() -> None:
+    workload = by_kind(render(actor(transport=NATS_TRANSPORT)))["Deployment"]
+    env = env_of(named(pod_spec(workload)["containers"], "asya-sidecar"))
+    assert env["ASYA_TRANSPORT_URL"] == "nats://nats.messaging.svc:4222"
+    assert not {"ASYA_RABBITMQ_URL", "ASYA_RABBITMQ_PASSWORD"} & set(env)

@@ -109,3 +109,18 @@ def test_core_transports_work_without_aio_pika_installed(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "needs aio-pika: pip install 'asya[rabbitmq]'" in result.stdout
+
+
+def test_nats_url_opens_jetstream_with_query_options_and_names_from_the_exchange() -> None:
+    from asya.transports.nats import NatsTransport
+
+    transport = open_transport(
+        "nats://127.0.0.1:4222?ack_wait=2m", exchange="ns.prod", pull_expires="1s"
+    )
+    assert isinstance(transport, NatsTransport)
+    assert transport.settings.url == "nats://127.0.0.1:4222"
+    assert (transport.settings.ack_wait, transport.settings.pull_expires) == (120.0, 1.0)
+    assert transport.stream.startswith("ns_prod_")  # no dots in a stream name
+    assert transport.subject("resize") == "ns.prod.resize"
+    with pytest.raises(ValueError, match="lease"):
+        open_transport("nats://127.0.0.1:4222?lease=1s")
