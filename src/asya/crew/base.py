@@ -79,7 +79,7 @@ class CrewMember:
 
         ``body["metadata"]`` gains ``s3_uri`` when the message was persisted. A storage or
         reporting failure propagates, so the terminal sidecar retries the message. With
-        tracing on, this is the job trace's last span (docs/reference/crew.md#traces).
+        tracing on, this is the job trace's last span (docs/reference/crew.md#logs-and-traces).
         """
         if self.tracing is None:
             self._persist_and_report(job_id, prefix, step, message, body)
