@@ -46,7 +46,8 @@ def message_fields(ctx: MessageContext) -> dict[str, Any]:
         step, index, _ = ctx.step_info
     except (KeyError, TypeError, IndexError):
         return fields
-    fields["step"] = step
+    if step:  # a terminal actor's message has finished its route: no step left
+        fields["step"] = step
     fields["step_index"] = index
     metadata = route.get("metadata")
     attempt = metadata.get("attempt") if isinstance(metadata, dict) else None
@@ -71,9 +72,10 @@ class MessageLogHook(Hook):
         fields["queue"] = self._queue
         fields["outcome"] = outcome_of(status, reason)
         fields["duration_ms"] = round((self._clock() - ctx.started) * 1000, 3)
-        where = (
-            f"step {fields['step']} [{fields['step_index']}]" if "step" in fields else "unparsed"
-        )
+        if "step" in fields:
+            where = f"step {fields['step']} [{fields['step_index']}]"
+        else:
+            where = "route done" if "step_index" in fields else "unparsed"
         branch = f" branch {fields['branch']}" if "branch" in fields else ""
         logger.info(
             "job %s %s%s: %s in %.1f ms",

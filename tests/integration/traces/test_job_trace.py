@@ -14,6 +14,7 @@ import httpx
 
 from tests.helpers import wait_until
 from tests.integration.gateway_vs_actors.mesh import create_job, wait_terminal
+from tests.integration.gateway_vs_actors.test_mcp import RawMcp
 from tests.integration.traces.conftest import TracedMesh
 
 WORDS = ["alpha", "beta", "gamma"]
@@ -181,3 +182,30 @@ async def test_every_finished_message_is_one_info_line(traced_mesh: TracedMesh) 
     crew_log = traced_mesh.actors["happy-end"].log_path.read_text(errors="replace")
     assert "HTTP Request" not in crew_log
     assert f"Reported job {job_id}" in crew_log
+
+
+async def test_an_mcp_tool_call_starts_the_trace_too(traced_mesh: TracedMesh) -> None:
+    async with httpx.AsyncClient(base_url=traced_mesh.gateway.url, timeout=30) as client:
+        rpc = RawMcp(client)
+        await rpc.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "traces-test", "version": "1.0"},
+            },
+        )
+        await rpc.notify("notifications/initialized")
+        answer = await rpc.request(
+            "tools/call", {"name": "shout_words", "arguments": {"words": ["mcp"]}}
+        )
+        job_id = answer["result"]["structuredContent"]["job_id"]
+        job = await wait_terminal(client, job_id, within=60)
+    assert job["status"] == "Succeeded", job
+
+    spans = job_trace(traced_mesh, job_id, expected=1 + 2 + 3 + 2 + 3)
+    assert len(spans) == 11, tree_text(spans)
+    ids = {s["span_id"] for s in spans}
+    assert [s["name"] for s in spans if s["parent_span_id"] is None] == ["call shout_words"]
+    assert [s for s in spans if s["parent_span_id"] not in (None, *ids)] == []
+    assert len(by_name(spans, "report succeeded")) == 1
