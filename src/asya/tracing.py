@@ -88,9 +88,6 @@ class Tracing:
         self._propagator.inject(carrier, context=trace.set_span_in_context(span))
         return carrier
 
-    def shutdown(self) -> None:
-        self.provider.shutdown()
-
 
 _active: Tracing | None = None
 _setup_lock = threading.Lock()
