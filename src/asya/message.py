@@ -126,3 +126,14 @@ def deadline_passed(message: Message, now: datetime | None = None) -> bool:
     if deadline is None:
         return False
     return (now or datetime.now(UTC)) >= deadline
+
+
+def branch_text(branch: Any) -> str | None:
+    """A fan-out branch (docs/reference/message.md#branch) as ``index/count`` per level,
+    joined by dots (``2/3.0/4``); None outside a fan-out."""
+    if not isinstance(branch, list) or not branch:
+        return None
+    return ".".join(
+        f"{level.get('index')}/{level.get('count')}" if isinstance(level, dict) else "?"
+        for level in branch
+    )

@@ -253,6 +253,9 @@ def _socket_path(environ: Mapping[str, str]) -> str:
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+_STANDARD_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, with the same keys as the other Asya processes."""
 
@@ -265,6 +268,9 @@ class JsonLogFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
+        for key, value in record.__dict__.items():  # ``extra=`` fields become keys
+            if key not in _STANDARD_RECORD_ATTRS and not key.startswith("_"):
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -757,6 +763,24 @@ async def _collect_async(items: AsyncIterator[Any]) -> list[Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _export_trace_context(message: Any) -> bool:
+    """Set ``TRACEPARENT``/``TRACESTATE`` from the message's ``trace`` for the handler's call.
+
+    The context stays data here (docs/reference/message.md#trace): a payload-mode handler that
+    uses OpenTelemetry reads it from the environment. True when something was set.
+    """
+    trace = message.get("trace") if type(message) is dict else None
+    if type(trace) is not dict or type(trace.get("traceparent")) is not str:
+        return False
+    os.environ["TRACEPARENT"] = trace["traceparent"]
+    state = trace.get("tracestate")
+    if type(state) is str and state:
+        os.environ["TRACESTATE"] = state
+    else:
+        os.environ.pop("TRACESTATE", None)
+    return True
+
+
 def process_request(
     body: bytes | bytearray, call: Callable[[Any], list[Any]], config: RuntimeConfig
 ) -> list[dict[str, Any]]:
@@ -779,6 +803,7 @@ def process_request(
             message = {**message, "route": {**route, "steps": list(route["steps"])}}
     else:
         argument = message.get("payload")
+    traced = _export_trace_context(message)
     try:
         outputs = call(argument)
     except BaseException as exc:  # the handler's failure is an answer, never a crash
@@ -792,6 +817,10 @@ def process_request(
         except OutputError as exc:
             logger.error("handler output refused: %s", exc)
             return exception_response(PROCESSING_ERROR, exc)
+    finally:
+        if traced:
+            os.environ.pop("TRACEPARENT", None)
+            os.environ.pop("TRACESTATE", None)
     # Only now: the exception's traceback kept the failed call's frames alive, and with them
     # whatever they held (the tensors of a step that ran out of CUDA memory).
     release_memory(code, config.cuda_cleanup)

@@ -13,6 +13,8 @@ from typing import Any
 from asya.crew.reporting import GatewayReporter
 from asya.crew.settings import CrewSettings
 from asya.crew.storage import S3Store
+from asya.crew.tracing import quiet_http_client_logs, report_span
+from asya.tracing import setup_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class CrewMember:
             else None
         )
         self.store = S3Store(self.settings.s3) if self.settings.s3 else None
+        quiet_http_client_logs()
+        self.tracing = setup_tracing("asya-crew")
 
     def close(self) -> None:
         if self.reporter is not None:
@@ -74,8 +78,18 @@ class CrewMember:
         """Persist ``message`` (with S3), then send ``body`` as the job's final report.
 
         ``body["metadata"]`` gains ``s3_uri`` when the message was persisted. A storage or
-        reporting failure propagates, so the terminal sidecar retries the message.
+        reporting failure propagates, so the terminal sidecar retries the message. With
+        tracing on, this is the job trace's last span (docs/reference/crew.md#logs-and-traces).
         """
+        if self.tracing is None:
+            self._persist_and_report(job_id, prefix, step, message, body)
+            return
+        with report_span(self.tracing, job_id, message, body):
+            self._persist_and_report(job_id, prefix, step, message, body)
+
+    def _persist_and_report(
+        self, job_id: str, prefix: str, step: str, message: Message, body: dict[str, Any]
+    ) -> None:
         metadata: dict[str, Any] = body.setdefault("metadata", {})
         if self.store is not None:
             name = object_name(job_id, body.get("branch"))

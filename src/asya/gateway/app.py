@@ -33,6 +33,7 @@ from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import JobStore
 from asya.gateway.sweeper import run_sweeper
 from asya.gateway.tools import ToolRegistry, load_tools
+from asya.tracing import setup_tracing
 from asya.transports.base import Transport
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def create_app(
     )
     if tools is None and settings.config_path is None:
         logger.warning("ASYA_CONFIG_PATH is not set: the gateway offers no tools")
+    setup_tracing("asya-gateway")
     hub = Hub()
     metrics = GatewayMetrics()
     store = JobStore(

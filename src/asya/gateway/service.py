@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ import orjson
 
 from asya.errors import AsyaError, JobNotFound, TransportError
 from asya.gateway import failures, fanin
+from asya.gateway.call_span import tool_call_span
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
@@ -94,6 +96,7 @@ class JobService:
 
     async def create(self, tool: Tool, arguments: Mapping[str, Any]) -> Job:
         """Validate, store, publish; raises ArgumentsError, PublishFailed, StoreUnavailable."""
+        started_ns = time.time_ns()
         payload = tool.prepare_arguments(arguments)
         job_id = str(uuid.uuid4())
         steps = list(tool.route)
@@ -107,15 +110,18 @@ class JobService:
         )
         self.metrics.jobs_created.labels(tool.name).inc()
         message = job_message(job)
-        try:
-            await self.publisher.publish(steps[0], message)
-        except TransportError as exc:
-            error = f"could not publish to {steps[0]!r}: {exc}"
-            logger.error("job %s: %s", job_id, error)
-            self.metrics.publish_failures.labels(tool.name).inc()
-            details = failures.publish_details(steps[0], error)
-            await self._settled(await self.store.fail(job_id, error, error_details=details))
-            raise PublishFailed(job_id, error) from exc
+        with tool_call_span(tool.name, job_id, steps[0], started_ns) as trace:
+            if trace is not None:
+                message["trace"] = trace  # docs/reference/message.md#trace
+            try:
+                await self.publisher.publish(steps[0], message)
+            except TransportError as exc:
+                error = f"could not publish to {steps[0]!r}: {exc}"
+                logger.error("job %s: %s", job_id, error)
+                self.metrics.publish_failures.labels(tool.name).inc()
+                details = failures.publish_details(steps[0], error)
+                await self._settled(await self.store.fail(job_id, error, error_details=details))
+                raise PublishFailed(job_id, error) from exc
         try:
             await self._settled(await self.store.mark_running(job_id))
         except StoreUnavailable as exc:

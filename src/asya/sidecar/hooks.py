@@ -39,6 +39,10 @@ class MessageContext:
     state: dict[str, Any] = field(default_factory=dict)
     #: How many outputs the runtime's answer is routed as (more than one: a fan-out).
     outputs: int = 0
+    #: With tracing on: the ``trace`` the step's published messages carry, and the body given
+    #: to the runtime in place of ``body`` (docs/reference/sidecar.md#traces).
+    trace: dict[str, str] | None = None
+    runtime_body: bytes | None = None
 
     @property
     def step_info(self) -> tuple[str, int, int]:

@@ -22,12 +22,15 @@ from asya.errors import BrokerRefused, ConfigError, StartupError, TransportError
 from asya.logconfig import configure_logging
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
+from asya.sidecar.message_log import MessageLogHook
 from asya.sidecar.metrics import SidecarMetrics
 from asya.sidecar.metrics_server import MetricsServer
 from asya.sidecar.processor import TIMEOUT_RECOVERY_PAUSE, Processor
 from asya.sidecar.progress_reporter import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient
 from asya.sidecar.settings import SidecarSettings
+from asya.sidecar.step_spans import StepSpanHook
+from asya.tracing import setup_tracing
 from asya.transports import Transport, open_transport, redact_url
 from asya.transports.base import IncomingMessage, Subscription
 
@@ -65,6 +68,10 @@ class Sidecar:
             raise ConfigError("ASYA_CUSTOM_METRICS", str(exc)) from exc
         self.reporter: ProgressReporter | None = None
         hooks: list[Hook] = [MetricsHook(self.metrics, time.monotonic)]
+        tracing = setup_tracing("asya-sidecar")
+        if tracing is not None:  # first, so that the other hooks see the step's trace
+            hooks.insert(0, StepSpanHook(tracing, settings.queue_name, time.monotonic))
+        hooks.append(MessageLogHook(settings.queue_name, time.monotonic))
         if settings.gateway_url and not settings.is_terminal:
             self.reporter = ProgressReporter(
                 settings.gateway_url, settings.name, token=settings.gateway_token

@@ -187,7 +187,7 @@ class Processor:
         """The runtime's outputs, a Failure, or None when the message was requeued."""
         started = self._clock()
         try:
-            raw = await self._runtime.call(ctx.body)
+            raw = await self._runtime.call(ctx.runtime_body or ctx.body)
         except RuntimeUnavailable as exc:
             logger.warning("runtime unreachable, message requeued and consuming paused: %s", exc)
             self._gate.lose(unreachable=True)
@@ -226,7 +226,12 @@ class Processor:
         if not outputs:
             # 5. Empty response: the original message, unchanged, goes to happy-end.
             await self._hooks.before_publish(ctx, True)
-            await self._send_raw(ctx, self._settings.happy_end_queue, ctx.body, router.HAPPY_END)
+            body = (
+                ctx.body
+                if ctx.trace is None
+                else encode_json(router.traced(ctx.message, ctx.trace))
+            )
+            await self._send_raw(ctx, self._settings.happy_end_queue, body, router.HAPPY_END)
             return EMPTY_RESPONSE
         outputs = router.with_input_fields(outputs, ctx.message)  # the original runtime: no job_id
         problem = next(filter(None, map(_output_problem, outputs)), None)
@@ -344,7 +349,10 @@ class Processor:
         await self._send(ctx, Publish(self._failure_queue, message, self._failure_kind))
 
     async def _send(self, ctx: MessageContext, publish: Publish, *, delay: float = 0.0) -> None:
-        await self._send_raw(ctx, publish.queue, encode_json(publish.message), publish.kind, delay)
+        message = publish.message
+        if ctx.trace is not None and publish.kind != router.RETRY:
+            message = router.traced(message, ctx.trace)
+        await self._send_raw(ctx, publish.queue, encode_json(message), publish.kind, delay)
 
     async def _send_raw(
         self, ctx: MessageContext, queue: str, body: bytes, kind: str, delay: float = 0.0

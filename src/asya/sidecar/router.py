@@ -207,4 +207,12 @@ def error_end_message(
     }
     if branch:
         error_end["branch"] = branch
+    trace = message.get("trace") if message is not None else None
+    if trace is not None:  # the job's trace goes on to the error-end crew
+        error_end["trace"] = trace
     return error_end
+
+
+def traced(message: Message | None, trace: dict[str, str]) -> Message:
+    """``message`` with its ``trace`` (docs/reference/message.md#trace) replaced."""
+    return {**(message or {}), "trace": trace}
