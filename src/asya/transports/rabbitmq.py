@@ -9,6 +9,10 @@ broker: the message waits in ``asya-delay.<exchange>.<queue>.<ms>`` whose ``x-me
 dead-letters it back to the exchange with routing key = the target queue. ``x-expires`` removes
 a delay queue left unused for its delay plus a minute.
 
+Every delivery carries its delivery count (``delivery_count``): on a quorum queue the broker's
+``x-delivery-count``; on a classic queue, which counts nothing, a redelivery is republished with
+``x-asya-deliveries`` raised by one (confirmed) and acked before anything else sees it.
+
 The connection is robust: aio-pika reconnects (here with growing pauses) and restores channels
 and consumers by itself. A publish during an outage is retried with backoff for
 ``publish_timeout`` seconds, then fails with ``TransportError``. aio-pika is imported here only,
