@@ -26,7 +26,8 @@ BROKER_COUNT_HEADER = "x-delivery-count"
 def delivery_number(headers: Mapping[str, Any] | None, *, redelivered: bool) -> int | None:
     """Which delivery of its message this one is (1 the first time), or None when the queue
     keeps no count and this is a redelivery: the caller must republish it (:func:`recounted`)."""
-    headers = headers or {}
+    if not headers:  # the common case, on every delivery: no count kept yet
+        return None if redelivered else 1
     first = _count(headers.get(COUNT_HEADER), default=1, minimum=1)
     if BROKER_COUNT_HEADER in headers:
         return first + _count(headers[BROKER_COUNT_HEADER], default=0, minimum=0)
