@@ -47,6 +47,12 @@ def error_details_of(message: Message) -> dict[str, Any]:
     details = details if isinstance(details, dict) else {}
     branch = message.get("branch")
     attempts = message.get("attempts")
+    deliveries = details.get("deliveries")  # poison_message: deliveries that never finished
+    poison = (
+        {"deliveries": deliveries, "last_error": _text_or_none(details.get("last_error"))}
+        if isinstance(deliveries, int) and not isinstance(deliveries, bool)
+        else {}
+    )
     return {
         "code": _text_or_none(message.get("error")),
         "message": _text_or_none(details.get("message")),
@@ -58,6 +64,7 @@ def error_details_of(message: Message) -> dict[str, Any]:
         if isinstance(attempts, int) and not isinstance(attempts, bool)
         else None,
         "severity": _text_or_none(details.get("severity")),
+        **poison,
     }
 
 

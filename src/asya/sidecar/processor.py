@@ -30,6 +30,7 @@ from asya.message import (
 from asya.sidecar import router
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hooks, MessageContext
+from asya.sidecar.poison import PoisonGuard
 from asya.sidecar.router import Failure, Publish
 from asya.sidecar.runtime_client import (
     RuntimeClient,
@@ -101,6 +102,7 @@ class Processor:
         self._failure_kind = router.DEAD_LETTER if self._terminal else router.ERROR_END
         self._own_queues = frozenset(settings.own_queues)
         self._requeue_holds = Backoff(REQUEUE_HOLD_FIRST, cap=REQUEUE_HOLD_MAX)
+        self._poison = PoisonGuard(settings.max_deliveries)
 
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
@@ -110,7 +112,11 @@ class Processor:
         try:
             async with settling(delivery) as settlement:
                 try:
-                    disposition = await self._process(ctx, settlement)
+                    poisoned = self._poison.check(delivery.body, delivery.deliveries)
+                    if poisoned is not None:
+                        disposition = await self._park(ctx, poisoned)
+                    else:
+                        disposition = await self._process(ctx, settlement)
                 except Exception as exc:
                     hold = self._requeue_holds.next()
                     if isinstance(exc, TransportError):
@@ -119,6 +125,7 @@ class Processor:
                     else:
                         disposition = Disposition(None, "internal_error")
                         logger.exception("unexpected error; message requeued in %.1f s", hold)
+                    self._poison.remember(delivery.body, f"{disposition.reason}: {exc}")
                     await asyncio.sleep(hold)
                     settlement.requeue = True
                 else:
@@ -190,6 +197,7 @@ class Processor:
             raw = await self._runtime.call(ctx.runtime_body or ctx.body)
         except RuntimeUnavailable as exc:
             logger.warning("runtime unreachable, message requeued and consuming paused: %s", exc)
+            self._poison.remember(ctx.body, f"runtime unreachable: {exc}")
             self._gate.lose(unreachable=True)
             settlement.requeue = True
             return None
@@ -313,6 +321,26 @@ class Processor:
         await self._hooks.before_publish(ctx, False)
         await self._send_failure(ctx, failure)
         return Disposition(ERROR, reason)
+
+    async def _park(self, ctx: MessageContext, failure: Failure) -> Disposition:
+        """A poison message: to error-end without calling the runtime (poison.py)."""
+        try:
+            message: dict[str, Any] | None = parse_message(ctx.body)
+        except MessageError:
+            message = None
+        if message is not None:
+            ctx.job_id = job_id_of(message)
+        logger.error(
+            "job %s: poison message on %s: %s",
+            ctx.job_id,
+            self._settings.queue_name,
+            failure.message,
+        )
+        error_end = router.error_end_message(
+            failure, failed_step=self._settings.queue_name, original_body=ctx.body, message=message
+        )
+        await self._send(ctx, Publish(self._failure_queue, error_end, self._failure_kind))
+        return Disposition(ERROR, failure.code)
 
     async def _fail_unparsable(
         self, ctx: MessageContext, message: dict[str, Any] | None, problem: str

@@ -48,6 +48,7 @@ class Failure:
     severity: str = FATAL
     traceback: str = ""
     retry_after: float | None = None
+    extra: Mapping[str, Any] | None = None  # more error_details fields, for some codes
 
     @property
     def recoverable(self) -> bool:
@@ -62,6 +63,8 @@ class Failure:
         }
         if self.retry_after is not None:
             details["retry_after"] = self.retry_after
+        if self.extra:
+            details.update(self.extra)
         return details
 
 

@@ -50,6 +50,7 @@ class SidecarSettings:
     actor_name: str = ""
     max_retries: int = 0
     retry_backoff: float = 1.0
+    max_deliveries: int = 5
     metrics_enabled: bool = True
     metrics_host: str = ""
     metrics_port: int = 9091
@@ -113,6 +114,7 @@ class SidecarSettings:
                 minimum=0,
             ),
             retry_backoff=env.get_duration("ASYA_RETRY_BACKOFF", 1.0),
+            max_deliveries=env.get_int("ASYA_MAX_DELIVERIES", 5, minimum=1),
             metrics_enabled=env.get_bool("ASYA_METRICS_ENABLED", True),
             metrics_host=metrics_host,
             metrics_port=metrics_port,

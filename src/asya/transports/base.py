@@ -31,6 +31,10 @@ class IncomingMessage(abc.ABC):
     body: bytes
     queue: str
     redelivered: bool
+    #: How many times this message has been delivered, this delivery included (1 the first
+    #: time), counted across consumer crashes; None when the transport cannot tell
+    #: (docs/reference/transports.md#delivery-count).
+    deliveries: int | None
 
     @abc.abstractmethod
     async def ack(self) -> None:

@@ -17,10 +17,13 @@ from asya.transports.base import IncomingMessage
 class Delivery(IncomingMessage):
     """A delivery settled at most once; settling a delivery its transport gave back fails."""
 
-    def __init__(self, queue: str, body: bytes, *, redelivered: bool) -> None:
+    def __init__(
+        self, queue: str, body: bytes, *, redelivered: bool, deliveries: int | None = None
+    ) -> None:
         self.queue = queue
         self.body = body
         self.redelivered = redelivered
+        self.deliveries = deliveries
         self.settled = False
         self.void = False
         self.on_settled: Callable[[Delivery], None] | None = None

@@ -85,7 +85,12 @@ def get_broker(name: str) -> MemoryBroker:
 
 class MemoryDelivery(Delivery):
     def __init__(self, broker: MemoryBroker, queue: str, message: _Message) -> None:
-        super().__init__(queue, message.body, redelivered=message.deliveries > 1)
+        super().__init__(
+            queue,
+            message.body,
+            redelivered=message.deliveries > 1,
+            deliveries=message.deliveries,
+        )
         self._broker = broker
         self._message = message
 

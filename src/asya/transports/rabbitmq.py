@@ -9,6 +9,10 @@ broker: the message waits in ``asya-delay.<exchange>.<queue>.<ms>`` whose ``x-me
 dead-letters it back to the exchange with routing key = the target queue. ``x-expires`` removes
 a delay queue left unused for its delay plus a minute.
 
+Every delivery carries its delivery count (``delivery_count``): on a quorum queue the broker's
+``x-delivery-count``; on a classic queue, which counts nothing, a redelivery is republished with
+``x-asya-deliveries`` raised by one (confirmed) and acked before anything else sees it.
+
 The connection is robust: aio-pika reconnects (here with growing pauses) and restores channels
 and consumers by itself. A publish during an outage is retried with backoff for
 ``publish_timeout`` seconds, then fails with ``TransportError``. aio-pika is imported here only,
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import time
@@ -44,11 +49,13 @@ from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
 from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
+from asya.transports.delivery_count import delivery_number, recounted
 from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
 
 log = logging.getLogger(__name__)
 
 _DELAY_QUEUE_SPARE_MS = 60_000  # an idle delay queue outlives its last message by this much
+_RECOUNT_RETRY_PAUSE = 1.0  # after a failed republish of a redelivery, before giving it back
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,12 @@ def _delay_ms(delay: float) -> int:
     return max(1, round(delay * 1000))
 
 
+def _headers_of(message: DeliveredMessage) -> dict[str, Any] | None:
+    properties = message.header.properties if message.header is not None else None
+    headers = properties.headers if properties is not None else None
+    return headers if isinstance(headers, dict) else None
+
+
 def _persistent_properties() -> spec.Basic.Properties:
     """What ``aio_pika.Message(body, delivery_mode=PERSISTENT)`` sends; a fresh object each
     time, as aiormq fills in its message id."""
@@ -90,7 +103,16 @@ class RabbitMQDelivery(Delivery):
     def __init__(self, message: DeliveredMessage, queue: str) -> None:
         deliver = message.delivery
         assert isinstance(deliver, spec.Basic.Deliver) and deliver.delivery_tag is not None
-        super().__init__(queue, message.body, redelivered=bool(deliver.redelivered))
+        redelivered = bool(deliver.redelivered)
+        deliveries = delivery_number(_headers_of(message), redelivered=redelivered)
+        super().__init__(
+            queue,
+            message.body,
+            # A recounted copy is a first delivery to the broker, not to its message.
+            redelivered=redelivered or (deliveries is not None and deliveries > 1),
+            deliveries=deliveries,
+        )
+        self.message = message
         self.channel = cast(aiormq.Channel, message.channel)
         self.tag: int = deliver.delivery_tag
 
@@ -123,10 +145,12 @@ class RabbitMQSubscription(Subscription):
         queue: str,
         channel: AbstractRobustChannel,
         on_closed: Callable[[RabbitMQSubscription], None],
+        republish: Callable[[str, DeliveredMessage], Awaitable[None]],
     ) -> None:
         self.queue = queue
         self.channel = channel
         self._on_closed = on_closed
+        self._republish = republish
         self._tag = f"asya-{uuid.uuid4().hex}"
         self._buffer: asyncio.Queue[RabbitMQDelivery | None] = asyncio.Queue()
         self._handler: Callable[[IncomingMessage], Awaitable[None]] | None = None
@@ -174,12 +198,34 @@ class RabbitMQSubscription(Subscription):
             with contextlib.suppress(TransportError):
                 await delivery.nack(requeue=True)
             return
+        if delivery.deliveries is None:
+            await self._recount(delivery)
+            return
         delivery.on_settled = self._settled
         self._unsettled.add(delivery)
         if self._handler is None:
             self._buffer.put_nowait(delivery)
         else:
             await self._handler(delivery)
+
+    async def _recount(self, delivery: RabbitMQDelivery) -> None:
+        """A redelivery on a queue that keeps no count: republish it with its count raised
+        (confirmed), then ack it; its copy is what gets handed out (delivery_count)."""
+        try:
+            await self._republish(self.queue, delivery.message)
+        except TransportError as exc:
+            log.error(
+                "could not republish a redelivered message of %r with its delivery count; "
+                "giving it back: %s",
+                self.queue,
+                exc,
+            )
+            await asyncio.sleep(_RECOUNT_RETRY_PAUSE)  # not a hot loop if the broker refuses
+            with contextlib.suppress(TransportError):
+                await delivery.nack(requeue=True)
+            return
+        with contextlib.suppress(TransportError):  # a lost ack: the original comes back
+            await delivery.ack()
 
     async def serve(self, handler: Callable[[IncomingMessage], Awaitable[None]]) -> None:
         self._handler = handler
@@ -375,6 +421,29 @@ class RabbitMQTransport(Transport):
         except FAILURES as exc:
             raise TransportError(f"publishing to {queue!r}: {describe(exc)}") from exc
 
+    async def _republish_recounted(self, queue: str, message: DeliveredMessage) -> None:
+        """Publish ``message`` again, straight to ``queue``, its delivery count raised by one;
+        returns once the broker confirmed it (persistent, mandatory)."""
+        properties = copy.copy(message.header.properties)
+        properties.headers = recounted(_headers_of(message))
+        properties.delivery_mode = 2
+        await self._publishing_exchange()  # the confirming channel is ready
+        assert self._channel is not None
+        with translate(f"republishing a redelivered message to {queue!r}"):
+            channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+            try:
+                await channel.basic_publish(
+                    message.body,
+                    exchange="",  # the default exchange routes by queue name
+                    routing_key=queue,
+                    properties=properties,
+                    mandatory=True,
+                )
+            except aiormq.exceptions.PublishError as exc:
+                raise UnroutableError(queue) from exc
+            except aiormq.exceptions.DeliveryError as exc:
+                raise TransportError(f"broker refused the copy for {queue!r}: {exc}") from exc
+
     async def _require_queue(self, queue: str) -> None:
         """A delayed message is dead-lettered blind: refuse now if nobody would receive it."""
         try:
@@ -409,7 +478,9 @@ class RabbitMQTransport(Transport):
             try:
                 await channel.set_qos(prefetch_count=prefetch)
                 await channel.declare_queue(queue, passive=True)
-                subscription = RabbitMQSubscription(queue, channel, self._forget)
+                subscription = RabbitMQSubscription(
+                    queue, channel, self._forget, self._republish_recounted
+                )
                 await subscription.start()
             except BaseException:
                 if not channel.is_closed:

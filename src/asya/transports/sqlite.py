@@ -152,7 +152,7 @@ class SqliteDelivery(Delivery):
         self, transport: SqliteTransport, queue: str, row: tuple[int, bytes, int], token: str
     ) -> None:
         message_id, body, deliveries = row
-        super().__init__(queue, bytes(body), redelivered=deliveries > 1)
+        super().__init__(queue, bytes(body), redelivered=deliveries > 1, deliveries=deliveries)
         self.message_id = message_id
         self.token = token
         self._transport = transport

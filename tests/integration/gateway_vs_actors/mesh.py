@@ -244,6 +244,12 @@ def write_tools_file(path: Path, prefix: str) -> None:
                 "route": [q["unanswered"]],
                 "timeout": 2,
             },
+            {
+                "name": "test_parked",
+                "description": "A queue nobody consumes, with the default deadline",
+                "parameters": {},
+                "route": [q["unanswered"]],
+            },
         ],
     }
     path.write_text(yaml.safe_dump(tools, sort_keys=False))

@@ -1,12 +1,16 @@
-"""Jobs that fail: a raising handler, a handler past its timeout, a job nobody answers."""
+"""Jobs that fail: a raising handler, a handler past its timeout, a job nobody answers, a
+poison message."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import aio_pika
 import httpx
+import orjson
 
+from asya.transports.delivery_count import COUNT_HEADER
 from tests.integration.gateway_vs_actors.mesh import (
     Mesh,
     actor_headers,
@@ -83,3 +87,32 @@ async def test_an_error_heartbeat_fails_the_job_and_the_later_success_is_ignored
     assert updates(events)[-1]["status"] == "Failed"
     again = await read_stream(mesh.url, job_id, within=10)
     assert [(e.event, e.data) for e in again] == [(e.event, e.data) for e in events]
+
+
+async def test_a_poison_message_fails_its_job_with_poison_message(
+    client: httpx.AsyncClient, mesh: Mesh
+) -> None:
+    """A message of the job reaches the echo actor already delivered 5 times (the count a
+    classic queue's consumer keeps after five crashes): it is parked, the job fails with it."""
+    job_id = await create_job(client, "test_parked", {})  # its own message waits unconsumed
+    echo = mesh.queue("echo")
+    body = orjson.dumps(
+        {"job_id": job_id, "route": {"steps": [echo], "current": 0}, "payload": {"n": 1}}
+    )
+    connection = await aio_pika.connect(mesh.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(mesh.exchange)
+        await exchange.publish(
+            aio_pika.Message(body, headers={COUNT_HEADER: 6}, delivery_mode=2), routing_key=echo
+        )
+
+    job = await wait_terminal(client, job_id, within=30)
+
+    assert job["status"] == "Failed"
+    assert job["error"].startswith("poison_message: message parked after 5 deliveries")
+    details = job["error_details"]
+    assert details["code"] == "poison_message"
+    assert details["deliveries"] == 5
+    assert details["last_error"] is None
+    assert details["failed_step"] == echo

@@ -93,7 +93,7 @@ async def test_tools_lists_every_tool_with_its_schema(client: httpx.AsyncClient)
     assert set(by_name) == {
         "test_echo", "test_progress", "test_pipeline", "test_pipeline_wait", "test_error",
         "test_timeout", "test_unanswered", "test_echo_text_wait", "test_error_wait",
-        "test_fanout", "test_fanout_nested",
+        "test_fanout", "test_fanout_nested", "test_parked",
     }  # fmt: skip
     schema = by_name["test_pipeline"]["inputSchema"]
     assert schema["type"] == "object"

@@ -230,6 +230,25 @@ def crash(payload: Any) -> Any:
     return data  # unreachable
 
 
+def poison(payload: Any) -> Any:
+    """Echoes, except for a message marked with ``signal``/``release`` paths: it appends a line
+    to ``signal`` (the harness kills the sidecar on seeing it), then waits until ``release`` has
+    as many lines (the harness adds one after the kill), so it never finishes first."""
+    data = _payload_dict(payload)
+    if "signal" not in data:
+        return data
+    signal_path, release_path = Path(data["signal"]), Path(data["release"])
+    with signal_path.open("a") as out:
+        out.write("started\n")
+    calls = len(signal_path.read_text().splitlines())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if release_path.exists() and len(release_path.read_text().splitlines()) >= calls:
+            break
+        time.sleep(0.02)
+    return data
+
+
 def generator_echo(payload: Any) -> Iterator[Any]:
     """A generator handler: yields the payload once per ``repeat``."""
     data = _payload_dict(payload)

@@ -140,3 +140,14 @@ def test_error_end_drops_a_message_that_is_not_an_object(gateway: FakeGateway) -
     assert crew.handle("garbage") == []  # type: ignore[arg-type]
 
     assert gateway.requests == []
+
+
+def test_error_details_of_a_poison_message_say_how_many_deliveries_never_finished() -> None:
+    message = {
+        "error": "poison_message",
+        "error_details": {"message": "parked", "deliveries": 5, "last_error": None},
+    }
+    details = error_details_of(message)
+    assert details["code"] == "poison_message"
+    assert (details["deliveries"], details["last_error"]) == (5, None)
+    assert "deliveries" not in error_details_of({"error": "processing_error"})

@@ -25,6 +25,7 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.name == "q"
     assert settings.max_retries == 0
     assert settings.retry_backoff == 1.0
+    assert settings.max_deliveries == 5
     assert settings.metrics_enabled is True
     assert (settings.metrics_host, settings.metrics_port) == ("", 9091)
     assert settings.metrics_namespace == "asya_actor"
@@ -47,6 +48,7 @@ def test_every_variable_is_read() -> None:
             "ASYA_ACTOR_NAME": "doubler",
             "ASYA_MAX_RETRIES": "3",
             "ASYA_RETRY_BACKOFF": "250ms",
+            "ASYA_MAX_DELIVERIES": "2",
             "ASYA_METRICS_ENABLED": "off",
             "ASYA_METRICS_ADDR": "127.0.0.1:9100",
             "ASYA_METRICS_NAMESPACE": "custom",
@@ -63,6 +65,7 @@ def test_every_variable_is_read() -> None:
     assert settings.name == "doubler"
     assert settings.max_retries == 3
     assert settings.retry_backoff == 0.25
+    assert settings.max_deliveries == 2
     assert settings.metrics_enabled is False
     assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9100)
     assert settings.metrics_namespace == "custom"
@@ -120,6 +123,7 @@ def test_custom_metrics_are_parsed() -> None:
         ("ASYA_RUNTIME_TIMEOUT", "0s"),
         ("ASYA_IS_TERMINAL", "maybe"),
         ("ASYA_MAX_RETRIES", "-1"),
+        ("ASYA_MAX_DELIVERIES", "0"),
         ("ASYA_RETRY_BACKOFF", "1 minute"),
         ("ASYA_METRICS_ENABLED", "sometimes"),
         ("ASYA_METRICS_ADDR", "9091"),
