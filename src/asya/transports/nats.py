@@ -1,4 +1,4 @@
-"""NATS JetStream transport on nats-py (docs/reference/transports.md#nats-jetstream).
+"""NATS JetStream transport on nats-py (docs/reference/transports.md#nats).
 
 Topology: one stream per exchange (the Asya namespace prefix), with work-queue retention and
 file storage; each Asya queue is the subject ``<exchange>.<queue>`` in that stream's subject

@@ -118,7 +118,7 @@ async def test_a_job_whose_actor_is_down_is_named_then_ends_at_the_default_deadl
         (job,) = (await client.get("/jobs", params={"tool": "shout"})).json()["jobs"]
         assert job["status"] == "Failed"
         assert job["timeout_seconds"] == 5
-        assert job["error_code"] == "timeout"
+        assert job["error_code"] == "deadline_exceeded"
         diagnosis = (await client.get(f"/jobs/{job['id']}/diagnosis")).json()
         assert diagnosis["consumers"] is None  # terminal: not diagnosed
 

@@ -46,7 +46,7 @@ async def test_client_endpoints_refuse_a_missing_or_wrong_api_key(
     assert [r.status_code for r in answers] == [401] * 7
     assert all(r.json()["error"] for r in answers[:6])
     assert jobs.status_code == 200
-    assert jobs.json() == {"jobs": []}
+    assert jobs.json() == {"jobs": [], "next_cursor": None}
 
 
 async def test_any_configured_api_key_is_accepted(guarded: httpx.AsyncClient) -> None:

@@ -110,7 +110,6 @@ def test_export_builds_with_kustomize_into_valid_objects(tmp_path: Path) -> None
         "doc-split",
         "doc-keywords",
         "doc-summarize",
-        "doc-collect",
         "happy-end",
         "error-end",
     }
