@@ -1276,7 +1276,7 @@ class Supervisor:
         """``{"interrupt": job_id}``: kill the worker if it is running a message of that job."""
         job_id = request.get("interrupt") if isinstance(request, dict) else None
         if not isinstance(job_id, str) or not job_id:
-            return {"error": "expected {\"interrupt\": \"<job id>\"}"}
+            return {"error": 'expected {"interrupt": "<job id>"}'}
         worker = self.worker
         if worker is None or worker.abandoned or not self._busy_since():
             return {"interrupted": False}

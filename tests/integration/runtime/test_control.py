@@ -88,7 +88,8 @@ def test_interrupt_of_another_job_or_an_idle_worker_changes_nothing(
 def test_control_socket_is_removed_when_the_runtime_stops(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("rt_handlers.Counter.count")
     path = control_path(runtime.socket_path)
-    assert path is not None and Path(path).exists()
+    assert path is not None
+    assert Path(path).exists()
     runtime.signal(signal.SIGTERM)
     assert runtime.wait_exit() == 0
     assert not Path(path).exists()
