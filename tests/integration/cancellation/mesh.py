@@ -122,7 +122,13 @@ class CancelMesh:
         actor = Actor(
             name=name,
             command=asya_command(
-                "actor", "--handler", "cancel_handlers.sleeper", "--queue", self.queue, "--mode", "payload"
+                "actor",
+                "--handler",
+                "cancel_handlers.sleeper",
+                "--queue",
+                self.queue,
+                "--mode",
+                "payload",
             ),
             env=env,
             log_path=self.work / f"{name}.log",
