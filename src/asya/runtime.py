@@ -782,13 +782,21 @@ def _export_trace_context(message: Any) -> bool:
 
 
 def process_request(
-    body: bytes | bytearray, call: Callable[[Any], list[Any]], config: RuntimeConfig
+    body: bytes | bytearray,
+    call: Callable[[Any], list[Any]],
+    config: RuntimeConfig,
+    on_message: Callable[[Any], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Parse, validate, call the handler and shape its outputs; every failure is a response."""
+    """Parse, validate, call the handler and shape its outputs; every failure is a response.
+
+    ``on_message`` sees the decoded message before the handler runs (the worker notes its job).
+    """
     try:
         message = _DECODER.decode(body.decode())
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         return exception_response(MSG_PARSING_ERROR, exc)
+    if on_message is not None:
+        on_message(message)
     if config.validation:
         problem = validate_request(message)
         if problem:
@@ -832,7 +840,38 @@ def process_request(
 # ---------------------------------------------------------------------------------------------
 
 _BUSY_SINCE = struct.Struct("d")
+#: After the busy timestamp: the job id of the message in the handler (length byte, then UTF-8).
+_JOB_OFFSET = _BUSY_SINCE.size
+_JOB_MAX = 255
+_SHARED_SIZE = _JOB_OFFSET + 1 + _JOB_MAX
 EXIT_LOAD_FAILED = 3
+
+
+def job_id_of_message(message: Any) -> str:
+    """The job id a message carries (top-level ``job_id``, else ``route.metadata.job_id``)."""
+    if not isinstance(message, dict):
+        return ""
+    job_id = message.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        route = message.get("route")
+        metadata = route.get("metadata") if isinstance(route, dict) else None
+        job_id = metadata.get("job_id") if isinstance(metadata, dict) else None
+    return job_id if isinstance(job_id, str) else ""
+
+
+def shared_memory() -> mmap.mmap:
+    """What the supervisor and its workers share: when the handler call began, and its job."""
+    return mmap.mmap(-1, _SHARED_SIZE)
+
+
+def _write_job(shared: mmap.mmap, job_id: str) -> None:
+    raw = job_id.encode()[:_JOB_MAX]
+    shared[_JOB_OFFSET : _JOB_OFFSET + 1 + len(raw)] = bytes([len(raw)]) + raw
+
+
+def _read_job(shared: mmap.mmap) -> str:
+    length = shared[_JOB_OFFSET]
+    return shared[_JOB_OFFSET + 1 : _JOB_OFFSET + 1 + length].decode(errors="replace")
 
 
 class _Client(NamedTuple):
@@ -1006,7 +1045,9 @@ class Worker:
         if body is None:
             logger.debug("client closed its connection (a readiness probe if it sent nothing)")
             return False
-        response = encode_response(process_request(body, self._timed_call, config))
+        response = encode_response(
+            process_request(body, self._timed_call, config, self._note_message)
+        )
         try:
             send_frame(conn, response, read_timeout)
         except OSError as exc:
@@ -1014,12 +1055,16 @@ class Worker:
             return False
         return True
 
+    def _note_message(self, message: Any) -> None:
+        _write_job(self.busy, job_id_of_message(message))
+
     def _timed_call(self, argument: Any) -> list[Any]:
         _BUSY_SINCE.pack_into(self.busy, 0, time.monotonic())
         try:
             return self.call(argument)
         finally:
             _BUSY_SINCE.pack_into(self.busy, 0, 0.0)
+            _write_job(self.busy, "")
 
 
 def _send_quietly(conn: socket.socket, response: list[dict[str, Any]], timeout: float) -> None:
@@ -1033,6 +1078,9 @@ def _send_quietly(conn: socket.socket, response: list[dict[str, Any]], timeout: 
 # ---------------------------------------------------------------------------------------------
 
 LISTEN_BACKLOG = 65535  # the kernel caps it at net.core.somaxconn; waiting beats refusing
+#: Appended to ASYA_SOCKET_PATH: the supervisor's control socket (interrupting a handler call).
+CONTROL_SUFFIX = ".ctl"
+CONTROL_READ_TIMEOUT = 0.5
 TIMEOUT_GRACE = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -1060,7 +1108,9 @@ class Supervisor:
         self.temp_path = _temporary_path(config.socket_path)
         self.listener: socket.socket | None = None
         self.published_inode: int | None = None
-        self.busy = mmap.mmap(-1, 8)
+        self.busy = shared_memory()
+        self.control_path = control_path(config.socket_path)
+        self.control: socket.socket | None = None
         self.lifeline_r, self.lifeline_w = os.pipe()
         self.wake_r, self.wake_w = os.pipe()
         self.poller = select.poll()
@@ -1099,6 +1149,22 @@ class Supervisor:
         self.listener = listener
         if self.config.socket_chmod is not None:
             os.chmod(self.temp_path, self.config.socket_chmod)
+        self._bind_control()
+
+    def _bind_control(self) -> None:
+        """The control socket beside the socket path (see docs/reference/runtime-protocol.md
+        #control-socket); without it the runtime still serves, only uninterruptibly."""
+        if self.control_path is None:
+            logger.warning("socket path too long for a control socket: calls cannot be interrupted")
+            return
+        _remove_stale(self.control_path)
+        control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        control.bind(self.control_path)
+        control.listen(16)
+        control.setblocking(False)
+        if self.config.socket_chmod is not None:
+            os.chmod(self.control_path, self.config.socket_chmod)
+        self.control = control
 
     def _publish(self) -> None:
         os.replace(self.temp_path, self.socket_path)
@@ -1128,6 +1194,10 @@ class Supervisor:
         self._unpublish()
         if self.listener is not None:
             self.listener.close()
+        if self.control is not None:
+            self.control.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path or "")
         signal.set_wakeup_fd(-1)
 
     def _install_signal_handlers(self) -> None:
@@ -1138,6 +1208,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the poll via the fd
         self.poller.register(self.wake_r, select.POLLIN)
+        if self.control is not None:
+            self.poller.register(self.control.fileno(), select.POLLIN)
 
     def _on_stop_signal(self, signum: int, frame: object) -> None:
         self.stop_signals += 1
@@ -1149,6 +1221,8 @@ class Supervisor:
             for fd, _ in self.poller.poll(self._poll_timeout_ms()):
                 if fd == self.wake_r:
                     _drain(self.wake_r)
+                elif self.control is not None and fd == self.control.fileno():
+                    self._serve_control()
                 elif self.worker is not None and fd == self.worker.status_fd:
                     self._read_status(self.worker)
             self._reap()
@@ -1202,6 +1276,48 @@ class Supervisor:
             worker.abandoned = True
             _kill(worker.pid, signal.SIGKILL)
 
+    # -- control requests --------------------------------------------------------------------
+
+    def _serve_control(self) -> None:
+        """Answer each waiting control connection: one request frame, one response frame."""
+        assert self.control is not None
+        while True:
+            try:
+                conn, _ = self.control.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                logger.warning("control accept failed: %s", exc)
+                return
+            with conn:
+                try:
+                    conn.settimeout(CONTROL_READ_TIMEOUT)
+                    body = read_frame(conn, 65536, 65536, CONTROL_READ_TIMEOUT)
+                    request = json.loads(body) if body else None
+                except (ValueError, OSError) as exc:
+                    logger.warning("unreadable control request: %s", exc)
+                    continue
+                answer = self._control(request)
+                with contextlib.suppress(OSError):
+                    send_frame(conn, json.dumps(answer).encode(), CONTROL_READ_TIMEOUT)
+
+    def _control(self, request: Any) -> dict[str, Any]:
+        """``{"interrupt": job_id}``: kill the worker if it is running a message of that job."""
+        job_id = request.get("interrupt") if isinstance(request, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            return {"error": 'expected {"interrupt": "<job id>"}'}
+        worker = self.worker
+        if worker is None or worker.abandoned or not self._busy_since():
+            return {"interrupted": False}
+        if _read_job(self.busy) != job_id:
+            return {"interrupted": False}
+        logger.warning(
+            "interrupting the handler call of job %s: replacing worker %d", job_id, worker.pid
+        )
+        worker.abandoned = True
+        _kill(worker.pid, signal.SIGKILL)
+        return {"interrupted": True}
+
     # -- workers -----------------------------------------------------------------------------
 
     def _spawn(self) -> None:
@@ -1223,6 +1339,8 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
                 for fd in (status_r, self.wake_r, self.wake_w, self.lifeline_w):
                     os.close(fd)
+                if self.control is not None:
+                    self.control.close()  # the supervisor's alone
                 worker = Worker(self.config, self.listener, self.busy, status_w, self.lifeline_r)
                 code = worker.run()
             except BaseException:
@@ -1336,6 +1454,13 @@ class Supervisor:
         logger.info("stop signal: socket removed, finishing the request in progress")
         if self.worker is not None:
             _kill(self.worker.pid, signal.SIGTERM)
+
+
+def control_path(socket_path: str) -> str | None:
+    """Where the control socket of the runtime serving ``socket_path`` listens (None when that
+    path would be too long for a Unix socket)."""
+    path = socket_path + CONTROL_SUFFIX
+    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH_BYTES else None
 
 
 def _temporary_path(path: str) -> str:

@@ -113,7 +113,11 @@ def _follow(
     except KeyboardInterrupt:
         watch.stop()
         view.stop()
-        click.echo(f"job {job_id} goes on — `asya jobs watch {job_id}` to follow it", err=True)
+        click.echo(
+            f"job {job_id} goes on — `asya jobs cancel {job_id}` to stop it, "
+            f"`asya jobs watch {job_id}` to follow it",
+            err=True,
+        )
         sys.exit(EXIT_INTERRUPTED)
     finally:
         watch.stop()
@@ -167,7 +171,7 @@ def call(
 
 @click.group()
 def jobs() -> None:
-    """Inspect jobs: get, watch, list."""
+    """Inspect jobs: get, watch, list, cancel."""
 
 
 @jobs.command("get")
@@ -195,10 +199,25 @@ def jobs_watch(job_id: str, gateway_url: str, verbose: bool) -> None:
         sys.exit(_follow(client, job_id, verbose=verbose))
 
 
+@jobs.command("cancel")
+@click.argument("job_id")
+@_gateway_option
+def jobs_cancel(job_id: str, gateway_url: str) -> None:
+    """Cancel job JOB_ID: its messages are dropped along the route, a running step stopped."""
+    with _client(gateway_url) as client:
+        try:
+            job = client.cancel(job_id)
+        except GatewayRefused as exc:
+            if exc.status == 409:  # it ended first: not a usage error
+                _fail(EXIT_FAILED, f"error: job {job_id}: {exc.message}")
+            raise
+    click.echo(f"job {job_id} {job.get('status')}")
+
+
 @jobs.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["Pending", "Running", "Succeeded", "Failed", "Unknown"]),
+    type=click.Choice(["Pending", "Running", "Succeeded", "Failed", "Cancelled", "Unknown"]),
     help="Only jobs with this status.",
 )
 @click.option("--tool", help="Only jobs of this tool.")

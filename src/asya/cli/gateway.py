@@ -94,7 +94,13 @@ def gateway(ctx: click.Context, host: str | None, port: int | None) -> None:
         timeout_graceful_shutdown=5,
         access_log=False,
     )
-    server = GracefulServer(config, on_shutdown=app.state.gateway.service.hub.close)
+    gateway = app.state.gateway
+
+    def end_streams() -> None:
+        gateway.service.hub.close()
+        gateway.cancellations.close()
+
+    server = GracefulServer(config, on_shutdown=end_streams)
     server.run(sockets=[listener])
     if not server.started:
         click.echo("asya gateway: start-up failed (see the log above)", err=True)

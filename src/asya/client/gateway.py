@@ -24,7 +24,7 @@ from asya.errors import AsyaError, JobNotFound
 from asya.gateway_http import GatewayEndpoint, job_path
 
 DEFAULT_GATEWAY_URL = "http://localhost:8080"
-TERMINAL = frozenset({"Succeeded", "Failed"})
+TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 
 
 class GatewayUnreachable(AsyaError):
@@ -117,6 +117,11 @@ class GatewayClient:
 
     def job(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", job_path(job_id))
+        return result
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job that has not ended; the job, now Cancelled (409 when it had ended)."""
+        result: dict[str, Any] = self._request("POST", job_path(job_id, "cancel"))
         return result
 
     def jobs(

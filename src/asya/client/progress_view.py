@@ -155,6 +155,10 @@ def print_outcome(
         out.flush()
         err.write(f"job {job.get('id')} Succeeded\n")
         return 0
+    if status == "Cancelled":
+        err.write(f"job {job.get('id')} Cancelled\n")
+        err.flush()
+        return 1
     err.write("\n".join(failure_lines(job, verbose=verbose)) + "\n")
     err.flush()
     return 1

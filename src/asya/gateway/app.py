@@ -21,11 +21,13 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from asya.errors import ConfigError
+from asya.gateway.cancellations import CancellationFeed
 from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_error
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
 from asya.gateway.metrics import GatewayMetrics
+from asya.gateway.models import JobUpdate
 from asya.gateway.publisher import Publisher
 from asya.gateway.routes import ROUTES, Gateway
 from asya.gateway.service import JobService
@@ -87,9 +89,14 @@ def create_app(
     setup_tracing("asya-gateway")
     hub = Hub()
     metrics = GatewayMetrics()
+
+    async def on_update(update: JobUpdate) -> None:
+        await hub.publish(update)
+        await cancellations.on_update(update)
+
     store = JobStore(
         settings.database_url,
-        on_update=hub.publish,
+        on_update=on_update,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
     )
@@ -97,6 +104,8 @@ def create_app(
         [transport] if transport is not None else _default_transports(settings),
         settings.publish_concurrency,
     )
+    # PostgreSQL tells every replica at once; the poll is then only a safety net.
+    cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
     service = JobService(store, hub, publisher, metrics)
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(app=build_server(service, registry), stateless=True)
@@ -107,9 +116,12 @@ def create_app(
         if settings.auto_migrate:
             await store.migrate()
         await publisher.start()
-        tasks = [_guard(run_sweeper(service, settings.sweep_interval), "sweeper", fatal)]
+        tasks = [
+            _guard(run_sweeper(service, settings.sweep_interval), "sweeper", fatal),
+            _guard(cancellations.poll(), "cancellation-poll", fatal),
+        ]
         if store.notifies:
-            listener = Listener(store, hub)
+            listener = Listener(store, hub, on_cancelled=cancellations.announce)
             tasks.append(_guard(listener.run(), "pg-listener", fatal))
             try:
                 await listener.wait_connected(10.0)
@@ -125,6 +137,7 @@ def create_app(
             async with manager.run():
                 yield
         finally:
+            cancellations.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -149,5 +162,6 @@ def create_app(
         service=service,
         metrics=metrics,
         auth=auth,
+        cancellations=cancellations,
     )
     return app

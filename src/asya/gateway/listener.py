@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -19,7 +20,7 @@ import orjson
 from asya.backoff import Backoff
 from asya.gateway.database import ssl_mode
 from asya.gateway.hub import Hub
-from asya.gateway.models import JobUpdate
+from asya.gateway.models import CANCELLED, JobUpdate
 from asya.gateway.store import NOTIFY_CHANNEL, JobStore
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class Listener:
-    def __init__(self, store: JobStore, hub: Hub) -> None:
+    def __init__(
+        self, store: JobStore, hub: Hub, on_cancelled: Callable[[str], None] | None = None
+    ) -> None:
         self._store = store
         self._hub = hub
+        self._on_cancelled = on_cancelled  # every replica's cancels, watched or not
         self._dsn = asyncpg_dsn(store.url)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._connected = asyncio.Event()
@@ -109,6 +113,8 @@ class Listener:
                 continue
             try:
                 data = orjson.loads(payload)
+                if data.get("status") == CANCELLED and self._on_cancelled is not None:
+                    self._on_cancelled(data["job_id"])
                 if not self._hub.is_watched(data["job_id"]):
                     continue
                 if data.get("fetch"):

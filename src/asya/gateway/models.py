@@ -11,11 +11,14 @@ RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 UNKNOWN = "Unknown"
-TERMINAL = frozenset({SUCCEEDED, FAILED})
-STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, UNKNOWN)
+#: Stopped by a client (docs/reference/jobs.md#cancellation); final like the other two.
+CANCELLED = "Cancelled"
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, UNKNOWN)
 
 MSG_SENT = "Sending message to first actor"
 MSG_SUCCEEDED = "Job completed successfully"
+MSG_CANCELLED = "Job cancelled"
 
 
 def failed_message(error: str) -> str:

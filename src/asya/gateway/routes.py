@@ -14,12 +14,19 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from asya.errors import JobNotFound
+from asya.gateway.cancellations import CancellationFeed, cancellation_events
 from asya.gateway.diagnosis import diagnose
 from asya.gateway.http import Auth, OrjsonResponse, error, read_json, unauthorized
 from asya.gateway.listing import BadFilter, Cursor, JobFilter, list_item
 from asya.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from asya.gateway.publisher import Publisher
-from asya.gateway.service import BadRequest, JobService, PublishFailed, created_text
+from asya.gateway.service import (
+    BadRequest,
+    JobAlreadyFinished,
+    JobService,
+    PublishFailed,
+    created_text,
+)
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.sse import EventStreamResponse, job_events, parse_last_event_id
 from asya.gateway.store import JobStore, StoreUnavailable
@@ -41,6 +48,7 @@ class Gateway:
     service: JobService
     metrics: GatewayMetrics
     auth: Auth
+    cancellations: CancellationFeed
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -194,6 +202,24 @@ async def post_final(request: Request) -> Response:
     return OrjsonResponse({"status": "ok", "job_status": job.status})
 
 
+@guarded("client")
+async def cancel_job(request: Request) -> Response:
+    try:
+        job = await _gateway(request).service.cancel(request.path_params["job_id"])
+    except JobAlreadyFinished as exc:
+        return error(409, str(exc))
+    return OrjsonResponse(job.to_json())
+
+
+@guarded("actor")
+async def stream_cancellations(request: Request) -> Response:
+    """The sidecars' stream of cancelled job ids
+    (docs/reference/gateway-api.md#cancellations)."""
+    gateway = _gateway(request)
+    events = cancellation_events(gateway.cancellations, gateway.settings.sse_keepalive)
+    return EventStreamResponse(events, gateway.metrics)
+
+
 @guarded("either")
 async def job_active(request: Request) -> Response:
     service = _gateway(request).service
@@ -236,6 +262,8 @@ ROUTES = [
     Route("/jobs/{job_id}/heartbeat", post_heartbeat, methods=["POST"]),
     Route("/jobs/{job_id}/final", post_final, methods=["POST"]),
     Route("/jobs/{job_id}/active", job_active, methods=["GET"]),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/cancellations", stream_cancellations, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

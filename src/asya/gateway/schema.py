@@ -39,7 +39,7 @@ JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 #: Jobs not yet terminal. Literal SQL (not bound parameters) so the database can match it to the
 #: partial index the deadline sweeper uses: its cost stays with the open jobs, not all history.
-OPEN_JOB = sa.text("status NOT IN ('Succeeded', 'Failed')")
+OPEN_JOB = sa.text("status NOT IN ('Succeeded', 'Failed', 'Cancelled')")
 
 metadata = sa.MetaData()
 

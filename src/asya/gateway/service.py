@@ -43,6 +43,15 @@ class PublishFailed(AsyaError):
         self.error = error
 
 
+class JobAlreadyFinished(AsyaError):
+    """The job ended before it could be cancelled (409 ``job already <status>``)."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job already {status}")
+        self.job_id = job_id
+        self.status = status
+
+
 def created_text(job_id: str) -> str:
     return (
         f"Job created successfully with ID: {job_id}\n\n"
@@ -260,6 +269,22 @@ class JobService:
             logger.info("job %s timed out after %s s", job.id, job.timeout_seconds)
         await self._settled(outcome, report="deadline")
         return outcome.update is not None
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job that has not ended: the job, now Cancelled.
+
+        Raises JobNotFound for an unknown job and JobAlreadyFinished for an ended one. The
+        store's update reaches every replica's cancellation feed (:mod:`.cancellations`), and
+        through it every sidecar, which drops the job's messages from then on.
+        """
+        outcome = await self.store.cancel(job_id)
+        state = await self._settled(outcome)
+        if outcome.update is None:
+            raise JobAlreadyFinished(job_id, state.status)
+        logger.info("job %s cancelled", job_id)
+        return await self.get(job_id)
 
     async def _settled(self, outcome: Outcome, report: str = "") -> JobState:
         """The job after a change; 404 for an unknown job, log ignored reports, count ends."""

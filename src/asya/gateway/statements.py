@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from asya.gateway.models import FAILED, MSG_SUCCEEDED, PENDING, RUNNING, SUCCEEDED
+from asya.gateway.models import CANCELLED, FAILED, MSG_SUCCEEDED, PENDING, RUNNING, SUCCEEDED
 from asya.gateway.schema import OPEN_JOB, JSONType, UTCDateTime, job_updates, jobs
 
 NOTIFY_CHANNEL = "asya_job_updates"
@@ -87,6 +87,7 @@ FAIL = _change(
         "final_metadata": _FINAL_METADATA,
     }
 )
+CANCEL = _change({"status": CANCELLED, "message": _MESSAGE})
 
 INSERT_JOB = jobs.insert()
 #: The columns a new job sets (the rest take their server defaults).
@@ -199,5 +200,5 @@ def notifying(change: sa.Update) -> sa.Select[Any]:
 #: The PostgreSQL one-statement form of each change.
 NOTIFYING: dict[sa.Update, sa.Select[Any]] = {
     change: notifying(change)
-    for change in (MARK_RUNNING, PROGRESS, PROGRESS_COMPLETED, SUCCEED, FAIL)
+    for change in (MARK_RUNNING, PROGRESS, PROGRESS_COMPLETED, SUCCEED, FAIL, CANCEL)
 }

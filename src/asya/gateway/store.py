@@ -35,6 +35,8 @@ from asya.gateway.database import (
 )
 from asya.gateway.driver import StaleConnection
 from asya.gateway.models import (
+    CANCELLED,
+    MSG_CANCELLED,
     MSG_SENT,
     MSG_SUCCEEDED,
     PENDING,
@@ -167,6 +169,15 @@ class JobStore:
             .limit(limit)
         )
         return [_update(row) for row in await self._rows(query)]
+
+    async def cancelled_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """Ids of the jobs cancelled at or after ``since``, with when (oldest first)."""
+        query = (
+            sa.select(jobs.c.id, jobs.c.updated_at)
+            .where(jobs.c.status == CANCELLED, jobs.c.updated_at >= since)
+            .order_by(jobs.c.updated_at)
+        )
+        return [(row.id, row.updated_at) for row in await self._rows(query)]
 
     async def expired_jobs(self, now: datetime) -> list[Job]:
         query = jobs.select().where(jobs.c.deadline.is_not(None), jobs.c.deadline <= now, OPEN_JOB)
@@ -333,6 +344,11 @@ class JobStore:
             "p_final_metadata": dict(metadata) if metadata else None,
         }
         return await self._change(sql.FAIL, job_id, params, message, error=error)
+
+    async def cancel(self, job_id: str) -> Outcome:
+        """Cancelled, unless already terminal (then ``update`` is None)."""
+        params = {"p_message": MSG_CANCELLED}
+        return await self._change(sql.CANCEL, job_id, params, MSG_CANCELLED)
 
     async def _change(
         self,

@@ -20,6 +20,7 @@ from typing import Any
 from asya.backoff import Backoff
 from asya.errors import BrokerRefused, ConfigError, StartupError, TransportError
 from asya.logconfig import configure_logging
+from asya.sidecar.cancellations import CancellationFollower, CancelledJobs
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
 from asya.sidecar.message_log import MessageLogHook
@@ -37,6 +38,8 @@ from asya.transports.base import IncomingMessage, Subscription
 logger = logging.getLogger("asya.sidecar")
 
 STARTUP_ATTEMPTS_SECONDS = 60.0
+#: How long the first consume waits for the gateway's list of cancelled jobs.
+CANCELLATIONS_FIRST_WAIT = 3.0
 EXIT_CONFIG = 2
 
 
@@ -78,7 +81,20 @@ class Sidecar:
             )
             hooks.append(ProgressHook(self.reporter, settings.name, time.monotonic))
         hooks.extend(extra_hooks)
-        self.processor = Processor(settings, self.transport, self.runtime, self.gate, Hooks(hooks))
+        self.cancelled = CancelledJobs(settings.socket_path)
+        self.follower: CancellationFollower | None = None
+        if settings.gateway_url:
+            self.follower = CancellationFollower(
+                settings.gateway_url, settings.gateway_token, self.cancelled
+            )
+        self.processor = Processor(
+            settings,
+            self.transport,
+            self.runtime,
+            self.gate,
+            Hooks(hooks),
+            cancelled=self.cancelled,
+        )
         self.metrics_server: MetricsServer | None = None
         if settings.metrics_enabled:
             self.metrics_server = MetricsServer(
@@ -107,12 +123,40 @@ class Sidecar:
                     f"cannot serve metrics on {where}: {exc.strerror or exc} "
                     "(set ASYA_METRICS_ADDR to a free address, or ASYA_METRICS_ENABLED=false)"
                 ) from exc
+        follower = self._start_follower()
         try:
             await self._start_transport()
+            await self._await_cancellations()
             await self._consume_loop()
             await self._drain()
         finally:
+            if follower is not None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
             await self._close()
+
+    def _start_follower(self) -> asyncio.Task[None] | None:
+        """The guarded task following the gateway's cancellations (none without a gateway)."""
+        if self.follower is None:
+            return None
+        task = asyncio.create_task(self.follower.run(), name="cancellation-follower")
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if finished.cancelled():
+                return
+            logger.critical("cancellation follower stopped unexpectedly: %r", finished.exception())
+            self.stop()
+
+        task.add_done_callback(done)
+        return task
+
+    async def _await_cancellations(self) -> None:
+        """A sidecar starting after a cancel must know it before its first message: wait a
+        little for the gateway's list (and go on without it: best effort)."""
+        if self.follower is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.follower.first_try.wait(), CANCELLATIONS_FIRST_WAIT)
 
     async def _start_transport(self) -> None:
         """Connect and declare every queue, retrying while the broker is starting."""

@@ -28,6 +28,7 @@ from asya.message import (
     parse_message,
 )
 from asya.sidecar import router
+from asya.sidecar.cancellations import CancelledJobs
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hooks, MessageContext
 from asya.sidecar.poison import PoisonGuard
@@ -57,6 +58,7 @@ SUCCESS = "success"
 ERROR = "error"
 EMPTY = "empty_response"
 TERMINAL_CONSUMED = "terminal_consumed"
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ SUCCEEDED = Disposition(SUCCESS)
 EMPTY_RESPONSE = Disposition(EMPTY)
 CONSUMED = Disposition(TERMINAL_CONSUMED)
 RETRIED = Disposition(ERROR)
+DROPPED_CANCELLED = Disposition(CANCELLED)
 
 
 class Processor:
@@ -88,8 +91,10 @@ class Processor:
         gate: RuntimeGate,
         hooks: Hooks,
         clock: Callable[[], float] = time.monotonic,
+        cancelled: CancelledJobs | None = None,
     ) -> None:
         self._settings = settings
+        self._cancelled = cancelled if cancelled is not None else CancelledJobs()
         self._transport = transport
         self._runtime = runtime
         self._gate = gate
@@ -153,6 +158,9 @@ class Processor:
         if problem is not None:
             return await self._fail_unparsable(ctx, message, problem)
         ctx.message = message
+        if ctx.job_id in self._cancelled:
+            logger.info("job %s is cancelled: message dropped", ctx.job_id)
+            return DROPPED_CANCELLED
         if not self._terminal:
             route = message["route"]
             current = route["current"]
@@ -181,7 +189,14 @@ class Processor:
                 # started: give it back untouched so that another replica can take it.
                 settlement.requeue = True
                 return REQUEUED
-            response = await self._call_runtime(ctx, settlement)
+            with self._cancelled.in_runtime(ctx.job_id):
+                response = await self._call_runtime(ctx, settlement)
+        if ctx.job_id in self._cancelled:
+            # Cancelled while in the runtime (the call was interrupted, or ended just then):
+            # nothing of it goes on, not even to error-end.
+            logger.info("job %s cancelled during its runtime call: message dropped", ctx.job_id)
+            settlement.requeue = False
+            return DROPPED_CANCELLED
         if response is None:
             return REQUEUED
         if isinstance(response, Failure):

@@ -143,7 +143,10 @@ async def test_ctrl_c_on_asya_call_leaves_the_job_running_and_says_how_to_follow
         _, err = await asyncio.to_thread(call.communicate, timeout=15)
 
         assert call.returncode == 130, err
-        assert f"job {job_id} goes on — `asya jobs watch {job_id}` to follow it" in err
+        assert (
+            f"job {job_id} goes on — `asya jobs cancel {job_id}` to stop it, "
+            f"`asya jobs watch {job_id}` to follow it"
+        ) in err
         assert "Traceback" not in err
         job = (await client.get(f"/jobs/{job_id}")).json()
         assert job["status"] == "Running"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import mmap
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from asya.runtime import (
     pack_frame,
     process_request,
     shape_outputs,
+    shared_memory,
 )
 
 PAYLOAD_MODE = RuntimeConfig(handler="m.f")
@@ -175,7 +175,7 @@ def worker(config: RuntimeConfig = PAYLOAD_MODE) -> Worker:
     a, b = socket.socketpair()
     a.close()
     b.close()
-    served = Worker(config, a, mmap.mmap(-1, 8), status_fd=-1, lifeline_fd=-1)
+    served = Worker(config, a, shared_memory(), status_fd=-1, lifeline_fd=-1)
     served.call = HandlerCaller(lambda payload: {"echo": payload})
     return served
 

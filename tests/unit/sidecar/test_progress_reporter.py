@@ -39,6 +39,10 @@ class FakeGateway:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if request_line.startswith("GET"):  # the cancellation stream: not served here
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
             await asyncio.sleep(self.delay)
             self.paths.append(request_line.split()[1])
             self.authorizations.append(headers.get("authorization"))

@@ -9,12 +9,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from asya.gateway.schema import OPEN_JOB, JSONType, UTCDateTime
+from asya.gateway.schema import JSONType, UTCDateTime
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+#: The open-job condition as it was at this revision (0003 adds Cancelled); a migration keeps
+#: its own copy so that later schema changes never rewrite history.
+OPEN_JOB_0001 = sa.text("status NOT IN ('Succeeded', 'Failed')")
 
 
 def upgrade() -> None:
@@ -47,8 +51,8 @@ def upgrade() -> None:
         "ix_jobs_open_deadline",
         "jobs",
         ["deadline"],
-        postgresql_where=OPEN_JOB,
-        sqlite_where=OPEN_JOB,
+        postgresql_where=OPEN_JOB_0001,
+        sqlite_where=OPEN_JOB_0001,
     )
     op.create_table(
         "job_updates",
