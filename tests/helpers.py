@@ -60,3 +60,37 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def delete_rabbitmq_objects(url: str, exchange: str, queues: list[str], prefix: str = "") -> None:
+    """Delete a test's queues and exchange; with ``prefix``, also every broker queue whose name
+    starts with it (retry delay queues a sidecar made). Failures are ignored: cleanup goes on."""
+    import asyncio
+    import contextlib
+
+    import aio_pika
+
+    names = list(queues)
+    if prefix:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            listed = subprocess.run(
+                ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.split()
+            names += [name for name in listed if name.startswith(prefix) and name not in names]
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            for name in names:
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(name)
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(exchange)
+
+    with contextlib.suppress(Exception):
+        asyncio.run(delete())

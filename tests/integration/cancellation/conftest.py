@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import delete_rabbitmq_objects
 from tests.integration.cancellation.mesh import CancelMesh
 
 
@@ -36,3 +37,4 @@ def cancel_mesh(request: pytest.FixtureRequest, rabbitmq_url: str) -> Iterator[C
         for service in [*mesh.gateways, *mesh.actors]:
             print(f"--- {service.name} ---\n{service.log_tail(60)}")  # shown on failure
         shutil.rmtree(work, ignore_errors=True)
+        delete_rabbitmq_objects(rabbitmq_url, mesh.exchange, [], prefix=f"{mesh.prefix}-")

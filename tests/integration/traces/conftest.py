@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import asya_command, child_env
+from tests.helpers import asya_command, child_env, delete_rabbitmq_objects
 from tests.integration.gateway_vs_actors.mesh import (
     ACTOR_TOKEN,
     Actor,
@@ -57,19 +55,6 @@ def _actor(role: str, queue: str, mode: str, handler: str, env: dict[str, str]) 
         queue=queue,
         metrics_port=metrics_port,
     )
-
-
-async def _delete_queues(url: str, exchange: str, queues: list[str]) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in queues:
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(queue)
-        with contextlib.suppress(Exception):
-            await channel.exchange_delete(exchange)
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +121,7 @@ def traced_mesh(
                 service.proc.terminate()
         for service in services:
             service.stop()
-        asyncio.run(_delete_queues(rabbitmq_url, exchange, list(queues.values())))
+        delete_rabbitmq_objects(rabbitmq_url, exchange, list(queues.values()))
         if request.session.testsfailed:
             print(f"\ntraces: process logs and spans kept in {work}")
         else:
