@@ -1,4 +1,5 @@
-"""A ``backend`` fixture that runs each contract test on memory, SQLite and real RabbitMQ.
+"""A ``backend`` fixture that runs each contract test on memory, SQLite, real RabbitMQ and SQS
+(moto's server).
 
 Each test gets names of its own (a RabbitMQ exchange, queue names, a SQLite file, a memory
 broker) and everything it declared is deleted afterwards, even when the test fails.
@@ -16,7 +17,7 @@ import pytest
 from asya.transports import Transport, open_transport
 from asya.transports.rabbitmq import RabbitMQTransport, delay_queue_name
 
-BACKENDS = ["memory", "sqlite", "rabbitmq"]
+BACKENDS = ["memory", "sqlite", "rabbitmq", "sqs"]
 
 
 class Backend:
@@ -72,12 +73,12 @@ class Backend:
                 await transport.delete_exchange()
 
 
-def backend_url(kind: str, tmp_path: Path, rabbitmq_url: str, name: str) -> str:
+def backend_url(kind: str, tmp_path: Path, broker_url: str, name: str) -> str:
     if kind == "memory":
         return f"memory://{name}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'queues.db'}"
-    return rabbitmq_url
+    return broker_url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -85,9 +86,9 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, unique_name: str
 ) -> AsyncIterator[Backend]:
     kind: str = request.param
-    rabbitmq_url = request.getfixturevalue("rabbitmq_url") if kind == "rabbitmq" else ""
+    broker_url = request.getfixturevalue(f"{kind}_url") if kind in ("rabbitmq", "sqs") else ""
     backend = Backend(
-        kind, backend_url(kind, tmp_path, rabbitmq_url, unique_name), unique_name, unique_name
+        kind, backend_url(kind, tmp_path, broker_url, unique_name), unique_name, unique_name
     )
     try:
         yield backend

@@ -1,4 +1,5 @@
-"""A consumer process killed mid-message must not lose it (SQLite lease, RabbitMQ channel)."""
+"""A consumer process killed mid-message must not lose it (SQLite lease, RabbitMQ channel, SQS
+visibility timeout)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .receiver import Receiver
 WORKER = Path(__file__).with_name("worker.py")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "rabbitmq"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "rabbitmq", "sqs"], indirect=True)
 async def test_message_held_by_a_killed_consumer_process_is_redelivered(
     backend: Backend,
 ) -> None:
