@@ -13,6 +13,7 @@ import copy
 import posixpath
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from asya.envconfig import parse_bool
 
@@ -130,31 +131,55 @@ def runtime_container(
     return result
 
 
-def sidecar_container(
-    spec: Mapping[str, Any], socket_dir: str, image: str, native: bool
-) -> JsonObject:
-    """The ``asya sidecar`` container, configured from the spec and the transport."""
-    sidecar, rabbitmq = spec["sidecar"], spec["transport"]["rabbitmq"]
+def transport_env(transport: Mapping[str, Any]) -> tuple[list[JsonObject], dict[str, str]]:
+    """The sidecar's broker variables for ``spec.transport``, and the field each comes from."""
+    if transport["type"] == "sqs":
+        sqs = transport["sqs"]
+        query = {"region": sqs["region"]}
+        if sqs.get("queuePrefix"):
+            query["prefix"] = sqs["queuePrefix"]
+        entries = [_env_entry("ASYA_TRANSPORT_URL", f"sqs://?{urlencode(query)}")]
+        sources = {"ASYA_TRANSPORT_URL": "spec.transport.sqs"}
+        if sqs.get("endpoint"):
+            entries.append(_env_entry("AWS_ENDPOINT_URL", sqs["endpoint"]))
+            sources["AWS_ENDPOINT_URL"] = "spec.transport.sqs.endpoint"
+        return entries, sources
+    rabbitmq = transport["rabbitmq"]
     secret = rabbitmq["passwordSecretRef"]
-    port = sidecar["metricsPort"]
     url = f"amqp://$({USERNAME_ENV}):$({PASSWORD_ENV})@{rabbitmq['host']}:{rabbitmq['port']}/"
-    managed = [
-        _env_entry("ASYA_QUEUE_NAME", spec["queueName"]),
+    entries = [
         _env_entry(USERNAME_ENV, rabbitmq["username"]),
         {
             "name": PASSWORD_ENV,
             "valueFrom": {"secretKeyRef": {"name": secret["name"], "key": secret["key"]}},
         },
         _env_entry("ASYA_RABBITMQ_URL", url),
+    ]
+    sources = {
+        USERNAME_ENV: "spec.transport.rabbitmq.username",
+        PASSWORD_ENV: "spec.transport.rabbitmq.passwordSecretRef",
+        "ASYA_RABBITMQ_URL": "spec.transport.rabbitmq",
+    }
+    return entries, sources
+
+
+def sidecar_container(
+    spec: Mapping[str, Any], socket_dir: str, image: str, native: bool
+) -> JsonObject:
+    """The ``asya sidecar`` container, configured from the spec and the transport."""
+    sidecar = spec["sidecar"]
+    port = sidecar["metricsPort"]
+    broker_env, broker_sources = transport_env(spec["transport"])
+    managed = [
+        _env_entry("ASYA_QUEUE_NAME", spec["queueName"]),
+        *broker_env,
         _env_entry("ASYA_SOCKET_PATH", spec["socket"]["path"]),
         _env_entry("ASYA_RUNTIME_TIMEOUT", f"{spec['timeout']['processing']}s"),
         _env_entry("ASYA_METRICS_ADDR", f":{port}"),
     ]
     sources = {
         "ASYA_QUEUE_NAME": "spec.queueName",
-        USERNAME_ENV: "spec.transport.rabbitmq.username",
-        PASSWORD_ENV: "spec.transport.rabbitmq.passwordSecretRef",
-        "ASYA_RABBITMQ_URL": "spec.transport.rabbitmq",
+        **broker_sources,
         "ASYA_SOCKET_PATH": "spec.socket.path",
         "ASYA_RUNTIME_TIMEOUT": "spec.timeout.processing",
         "ASYA_METRICS_ADDR": "spec.sidecar.metricsPort",

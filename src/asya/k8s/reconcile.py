@@ -210,8 +210,8 @@ class Reconciler:
         return None
 
     async def _declare(self, spec: Mapping[str, Any], run: _Run) -> Exception | None:
-        if self._declare_queue is None:
-            return None
+        if self._declare_queue is None or spec["transport"]["type"] != "rabbitmq":
+            return None  # an SQS sidecar declares its queue itself when it starts
         rabbitmq = spec["transport"]["rabbitmq"]
         secret = rabbitmq["passwordSecretRef"]
         queue = spec["queueName"]

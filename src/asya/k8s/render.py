@@ -48,8 +48,8 @@ def config_map_name(actor: str) -> str:
     return f"{actor}-asya-runtime"
 
 
-def trigger_auth_name(actor: str) -> str:
-    return f"{actor}-asya-rabbitmq"
+def trigger_auth_name(actor: str, transport: str = "rabbitmq") -> str:
+    return f"{actor}-asya-{transport}"
 
 
 def labels(actor: str, component: str) -> dict[str, str]:
@@ -130,27 +130,62 @@ def render_workload(actor: JsonObject, options: RenderOptions) -> JsonObject:
 
 def render_trigger_auth(actor: JsonObject) -> JsonObject:
     name = actor["metadata"]["name"]
-    secret = actor["spec"]["transport"]["rabbitmq"]["passwordSecretRef"]
-    return {
-        "apiVersion": KEDA_API_VERSION,
-        "kind": "TriggerAuthentication",
-        "metadata": _metadata(actor, trigger_auth_name(name), "scaler"),
-        "spec": {
+    transport = actor["spec"]["transport"]
+    if transport["type"] == "sqs":
+        # KEDA reads the queue depth as the workload's AWS identity (IRSA / EKS Pod Identity)
+        # or its own: no credentials in the cluster.
+        spec: JsonObject = {
+            "podIdentity": {"provider": "aws", "identityOwner": transport["sqs"]["identityOwner"]}
+        }
+    else:
+        secret = transport["rabbitmq"]["passwordSecretRef"]
+        spec = {
             "secretTargetRef": [
                 {"parameter": "password", "name": secret["name"], "key": secret["key"]}
             ],
             "env": [
                 {"parameter": "username", "name": USERNAME_ENV, "containerName": SIDECAR_CONTAINER}
             ],
-        },
+        }
+    return {
+        "apiVersion": KEDA_API_VERSION,
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(actor, trigger_auth_name(name, transport["type"]), "scaler"),
+        "spec": spec,
+    }
+
+
+def _trigger(spec: JsonObject) -> tuple[str, JsonObject]:
+    """KEDA's trigger type and metadata for the actor's queue on its transport."""
+    transport, queue_length = spec["transport"], str(spec["scaling"]["queueLength"])
+    if transport["type"] == "sqs":
+        sqs = transport["sqs"]
+        metadata: JsonObject = {
+            # a queue name is enough where it is unambiguous (KEDA 2.6+): no account id needed
+            "queueURL": sqs.get("queuePrefix", "") + spec["queueName"],
+            "queueLength": queue_length,
+            "awsRegion": sqs["region"],
+        }
+        if sqs.get("endpoint"):
+            metadata["awsEndpoint"] = sqs["endpoint"]
+        return "aws-sqs-queue", metadata
+    rabbitmq = transport["rabbitmq"]
+    return "rabbitmq", {
+        "protocol": "amqp",
+        "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
+        "vhostName": "/",
+        "queueName": spec["queueName"],
+        "mode": "QueueLength",
+        "value": queue_length,
     }
 
 
 def render_scaled_object(actor: JsonObject) -> JsonObject:
     name = actor["metadata"]["name"]
     spec = actor["spec"]
-    scaling, rabbitmq = spec["scaling"], spec["transport"]["rabbitmq"]
+    scaling = spec["scaling"]
     kind = spec["workload"]["type"]
+    trigger_type, metadata = _trigger(spec)
     return {
         "apiVersion": KEDA_API_VERSION,
         "kind": "ScaledObject",
@@ -167,16 +202,11 @@ def render_scaled_object(actor: JsonObject) -> JsonObject:
             "cooldownPeriod": scaling["cooldownPeriod"],
             "triggers": [
                 {
-                    "type": "rabbitmq",
-                    "metadata": {
-                        "protocol": "amqp",
-                        "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
-                        "vhostName": "/",
-                        "queueName": spec["queueName"],
-                        "mode": "QueueLength",
-                        "value": str(scaling["queueLength"]),
+                    "type": trigger_type,
+                    "metadata": metadata,
+                    "authenticationRef": {
+                        "name": trigger_auth_name(name, spec["transport"]["type"])
                     },
-                    "authenticationRef": {"name": trigger_auth_name(name)},
                 }
             ],
         },
