@@ -279,7 +279,11 @@ class SqsTransport(Transport):
         self.api.forget(queue)
 
     async def ping(self) -> None:
-        await self.api.call("list_queues", "asking SQS for its queues", MaxResults=1)
+        """One cheap call (needs ``sqs:ListQueues``): are the endpoint and credentials good?"""
+        params: dict[str, Any] = {"MaxResults": 1}
+        if self.settings.prefix:
+            params["QueueNamePrefix"] = self.settings.prefix
+        await self.api.call("list_queues", "asking SQS for its queues", **params)
 
     async def set_visibility(self, queue: str, receipts: list[str], seconds: int) -> list[str]:
         """Set the visibility of received messages; returns the receipts SQS refused."""

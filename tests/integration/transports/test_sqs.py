@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from asya.errors import MessageTooLargeError
+from asya.errors import MessageTooLargeError, UnroutableError
 from asya.transports import open_transport, sqs
 
 from .conftest import Backend
@@ -85,3 +85,31 @@ async def test_a_bare_sqs_url_uses_the_standard_aws_variables(
         await transport.publish(queue, b"via env")
         assert await transport.depth(queue) == 1
         await asyncio.sleep(0)
+
+
+async def test_queue_urls_are_looked_up_once_and_again_after_the_queue_is_gone(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = await backend.connect()
+    assert isinstance(transport, sqs.SqsTransport)
+    queue = backend.queue_name()
+    await (await backend.connect()).declare_queue(queue)  # declared elsewhere: not cached here
+    lookups: list[str] = []
+    call = transport.api.call
+
+    async def counting(operation: str, what: str, **params: object) -> object:
+        if operation == "get_queue_url":
+            lookups.append(str(params["QueueName"]))
+        return await call(operation, what, **params)
+
+    monkeypatch.setattr(transport.api, "call", counting)
+    for _ in range(3):
+        await transport.publish(queue, b"x")
+    assert lookups == [queue]
+
+    await (await backend.connect()).delete_queue(queue)  # by another process
+    with pytest.raises(UnroutableError):
+        await transport.publish(queue, b"y")
+    await transport.declare_queue(queue)
+    await transport.publish(queue, b"z")
+    assert await transport.depth(queue) == 1
