@@ -155,8 +155,8 @@ class SqsSubscription(PollingSubscription):
             )
 
     def idle_timeout(self, idle_rounds: int) -> float:
-        if self._transport.settings.wait > 0:
-            return 0.0  # the long poll itself was the wait
+        if int(self._transport.settings.wait) > 0:
+            return 0.0  # the long poll itself was the wait (SQS counts it in whole seconds)
         return backoff_delay(idle_rounds, first=0.05, cap=1.0)
 
 

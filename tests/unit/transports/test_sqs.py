@@ -6,7 +6,7 @@ import pytest
 
 from asya.transports import open_transport
 from asya.transports._sqs_api import decode_body, encode_body, message_size
-from asya.transports.sqs import SqsTransport, delay_seconds
+from asya.transports.sqs import SqsSubscription, SqsTransport, delay_seconds
 
 
 def test_bare_sqs_url_leaves_region_and_endpoint_to_the_aws_variables() -> None:
@@ -69,3 +69,14 @@ def test_message_size_counts_body_and_attributes_in_bytes() -> None:
     attributes = {"asya-body-encoding": {"DataType": "String", "StringValue": "base64"}}
     assert message_size("é", {}) == 2
     assert message_size("ab", attributes) == 2 + len("asya-body-encoding") + len("String") + 6
+
+
+def test_a_short_poll_waits_between_empty_receives_and_a_long_poll_does_not() -> None:
+    def pause(url: str) -> float:
+        transport = open_transport(url)
+        assert isinstance(transport, SqsTransport)
+        return SqsSubscription(transport, "q", 1).idle_timeout(3)
+
+    assert pause("sqs://?wait=5s") == 0.0
+    assert pause("sqs://?wait=0s") > 0
+    assert pause("sqs://?wait=500ms") > 0  # SQS counts whole seconds: that is a short poll
