@@ -62,19 +62,22 @@ def test_a_crash_is_retried_after_a_delay_and_exhausted_retries_go_to_error_end(
 def test_a_message_whose_actor_is_killed_mid_message_is_processed_by_the_next(
     sqs_mesh: SqsMesh, procs: Processes, tid: str, tmp_path: Path
 ) -> None:
-    queue = sqs_mesh.queues.q(f"slow-{tid[2:10]}")
+    name = f"slow-{tid[2:10]}"
+    queue = sqs_mesh.queues.q(name)
     sqs_mesh.queues.declare(queue)
-    first = procs.actor(f"slow-{tid[2:10]}", "timeout", queue, sqs_mesh.env())
+    runtime = procs.runtime(name, "timeout", sqs_mesh.env())
+    sidecar = procs.sidecar(name, queue, sqs_mesh.env())
     marker = tmp_path / "started"
     payload = {"test_id": tid, "sleep_seconds": 60, "started_marker": str(marker)}
     sqs_mesh.send([queue], payload)
     deadline = time.monotonic() + STARTUP
     while not marker.exists():
-        assert time.monotonic() < deadline, f"the handler never started:\n{first.tail()}"
+        assert time.monotonic() < deadline, f"the handler never started:\n{sidecar.tail()}"
         time.sleep(0.1)
 
-    os.killpg(first.pid, signal.SIGKILL)  # sidecar, runtime and worker at once
-    first.wait(10)
+    sidecar.kill9()  # no drain, no goodbye: its heartbeat stops with it
+    os.killpg(runtime.pid, signal.SIGKILL)  # the runtime and its sleeping worker
+    runtime.wait(10)
     procs.actor(f"echo-{tid[2:10]}", "echo", queue, sqs_mesh.env())
 
     # back in the queue once its visibility timeout ends, and the new actor takes it
