@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +108,37 @@ def postgres_url(run_id: str) -> Iterator[str]:
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqs_url() -> Iterator[str]:
+    """An ``sqs://`` URL on moto's SQS server, started for this run as a process of its own.
+
+    Short long-polls and visibility keep the tests quick; the fake credentials are set only
+    where none are (child processes inherit them).
+    """
+    from tests.helpers import free_port
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(name, value)
+    port = free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"moto_server did not start on port {port}", pytrace=False)
+            time.sleep(0.1)
+        yield f"sqs://?endpoint=http://127.0.0.1:{port}&region=us-east-1&wait=1s&visibility=3s"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -57,6 +57,21 @@ class BrokerRefused(TransportError):
     """The broker rejected the login: waiting cannot help, the URL's credentials must change."""
 
 
+class MessageTooLargeError(TransportError):
+    """The broker caps message size and this message is over it (SQS: 256 KiB by default).
+
+    Retrying cannot help; the payload has to travel by reference instead.
+    """
+
+    def __init__(self, queue: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"message for {queue!r} is {size} bytes, over the transport's limit of {limit} bytes"
+        )
+        self.queue = queue
+        self.size = size
+        self.limit = limit
+
+
 class UnroutableError(TransportError):
     """A publish was returned by the broker because no queue is bound to its routing key."""
 

@@ -62,7 +62,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 )
 @click.option("--timeout", callback=_duration, help="runtime timeout, e.g. 5s (default 5m)")
 @click.option("--gateway-url", help="where progress is reported (ASYA_GATEWAY_URL)")
-@click.option("--transport-url", help="amqp://…, nats://… or sqlite:///path (ASYA_TRANSPORT_URL)")
+@click.option(
+    "--transport-url", help="amqp://…, nats://…, sqs:// or sqlite:///path (ASYA_TRANSPORT_URL)"
+)
 @click.option("--exchange", help="topic exchange (ASYA_RABBITMQ_EXCHANGE, default asya)")
 @click.option("--prefetch", type=click.IntRange(min=1), help="messages in flight (default 1)")
 @click.option("--max-retries", type=click.IntRange(min=0), help="retries of recoverable errors")

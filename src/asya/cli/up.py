@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False),
     help="The mesh file; its folder is the children's working directory and on PYTHONPATH.",
 )
-@click.option("--transport", help="Override the transport: sqlite:///…, amqp://… or nats://…")
+@click.option(
+    "--transport", help="Override the transport: sqlite:///…, amqp://…, nats://… or sqs://"
+)
 @click.option("--database", help="Override the jobs database: sqlite:///… or postgresql://…")
 @click.option("--port", type=int, help="Override the gateway's port.")
 def up(path: str, transport: str | None, database: str | None, port: int | None) -> None:

@@ -130,6 +130,10 @@ RULES: dict[str, tuple[str, Rule]] = {
         "spec.transport",
         lambda transport: transport["type"] != "nats" or "nats" in transport,
     ),
+    "transport.sqs is required when transport.type is sqs": (
+        "spec.transport",
+        lambda transport: transport["type"] != "sqs" or "sqs" in transport,
+    ),
     "scaling.maxReplicas must be greater than or equal to scaling.minReplicas": (
         "spec.scaling",
         lambda scaling: scaling["maxReplicas"] >= scaling["minReplicas"],

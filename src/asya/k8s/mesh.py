@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -55,10 +55,13 @@ class Broker:
     username: str = "asya"
     secret: str = "rabbitmq"
     secret_key: str = "password"
+    sqs: tuple[tuple[str, str], ...] = ()  # transport.sqs of the AsyncActors, when on SQS
 
     @classmethod
     def from_transport(cls, url: str) -> Broker:
         """The file's broker when it names one a cluster can reach, else deploy/'s."""
+        if url.startswith("sqs://"):
+            return cls.from_sqs(url)
         if not url.startswith(("amqp://", "amqps://")):
             return cls()
         parts = urlsplit(url)
@@ -67,7 +70,22 @@ class Broker:
         username = unquote(parts.username) if parts.username else "guest"
         return cls(host=parts.hostname, port=parts.port or 5672, username=username)
 
+    @classmethod
+    def from_sqs(cls, url: str) -> Broker:
+        """SQS stays SQS on the cluster: KEDA needs the region, so the URL must name it."""
+        query = dict(parse_qsl(urlsplit(url).query))
+        if not query.get("region"):
+            raise MeshExportError(
+                [f"transport: {url!r} names no region; add ?region=… (KEDA's awsRegion needs it)"]
+            )
+        fields = {"region": query["region"], "queuePrefix": query.get("prefix", "")}
+        if query.get("endpoint"):
+            fields["endpoint"] = query["endpoint"]
+        return cls(sqs=tuple(fields.items()))
+
     def transport(self) -> JsonObject:
+        if self.sqs:
+            return {"type": "sqs", "sqs": dict(self.sqs)}
         return {
             "type": "rabbitmq",
             "rabbitmq": {

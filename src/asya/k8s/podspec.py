@@ -13,6 +13,7 @@ import copy
 import posixpath
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from asya.envconfig import parse_bool
 
@@ -130,14 +131,29 @@ def runtime_container(
     return result
 
 
-def _transport_env(transport: Mapping[str, Any]) -> list[JsonObject]:
-    """The sidecar's broker variables: a NATS URL, or RabbitMQ's user, secret and URL."""
-    if transport.get("type") == "nats":
-        return [_env_entry("ASYA_TRANSPORT_URL", transport["nats"]["url"])]
+def transport_env(transport: Mapping[str, Any]) -> tuple[list[JsonObject], dict[str, str]]:
+    """The sidecar's broker variables for ``spec.transport``, and the field each comes from."""
+    kind = transport.get("type", "rabbitmq")
+    if kind == "nats":
+        url = transport["nats"]["url"]
+        return [_env_entry("ASYA_TRANSPORT_URL", url)], {
+            "ASYA_TRANSPORT_URL": "spec.transport.nats.url"
+        }
+    if kind == "sqs":
+        sqs = transport["sqs"]
+        query = {"region": sqs["region"]}
+        if sqs.get("queuePrefix"):
+            query["prefix"] = sqs["queuePrefix"]
+        entries = [_env_entry("ASYA_TRANSPORT_URL", f"sqs://?{urlencode(query)}")]
+        sources = {"ASYA_TRANSPORT_URL": "spec.transport.sqs"}
+        if sqs.get("endpoint"):
+            entries.append(_env_entry("AWS_ENDPOINT_URL", sqs["endpoint"]))
+            sources["AWS_ENDPOINT_URL"] = "spec.transport.sqs.endpoint"
+        return entries, sources
     rabbitmq = transport["rabbitmq"]
     secret = rabbitmq["passwordSecretRef"]
     url = f"amqp://$({USERNAME_ENV}):$({PASSWORD_ENV})@{rabbitmq['host']}:{rabbitmq['port']}/"
-    return [
+    entries = [
         _env_entry(USERNAME_ENV, rabbitmq["username"]),
         {
             "name": PASSWORD_ENV,
@@ -145,6 +161,12 @@ def _transport_env(transport: Mapping[str, Any]) -> list[JsonObject]:
         },
         _env_entry("ASYA_RABBITMQ_URL", url),
     ]
+    sources = {
+        USERNAME_ENV: "spec.transport.rabbitmq.username",
+        PASSWORD_ENV: "spec.transport.rabbitmq.passwordSecretRef",
+        "ASYA_RABBITMQ_URL": "spec.transport.rabbitmq",
+    }
+    return entries, sources
 
 
 def sidecar_container(
@@ -153,19 +175,17 @@ def sidecar_container(
     """The ``asya sidecar`` container, configured from the spec and the transport."""
     sidecar = spec["sidecar"]
     port = sidecar["metricsPort"]
+    broker_env, broker_sources = transport_env(spec["transport"])
     managed = [
         _env_entry("ASYA_QUEUE_NAME", spec["queueName"]),
-        *_transport_env(spec["transport"]),
+        *broker_env,
         _env_entry("ASYA_SOCKET_PATH", spec["socket"]["path"]),
         _env_entry("ASYA_RUNTIME_TIMEOUT", f"{spec['timeout']['processing']}s"),
         _env_entry("ASYA_METRICS_ADDR", f":{port}"),
     ]
     sources = {
         "ASYA_QUEUE_NAME": "spec.queueName",
-        USERNAME_ENV: "spec.transport.rabbitmq.username",
-        PASSWORD_ENV: "spec.transport.rabbitmq.passwordSecretRef",
-        "ASYA_RABBITMQ_URL": "spec.transport.rabbitmq",
-        "ASYA_TRANSPORT_URL": "spec.transport.nats.url",
+        **broker_sources,
         "ASYA_SOCKET_PATH": "spec.socket.path",
         "ASYA_RUNTIME_TIMEOUT": "spec.timeout.processing",
         "ASYA_METRICS_ADDR": "spec.sidecar.metricsPort",

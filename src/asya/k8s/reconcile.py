@@ -213,7 +213,10 @@ class Reconciler:
         if self._declare_queue is None:
             return None
         queue = spec["queueName"]
-        if spec["transport"].get("type") == "nats":
+        kind = spec["transport"].get("type", "rabbitmq")
+        if kind == "sqs":
+            return None  # an SQS sidecar declares its queue itself when it starts
+        if kind == "nats":
             nats_url = spec["transport"]["nats"]["url"]
             try:
                 await asyncio.wait_for(

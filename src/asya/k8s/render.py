@@ -49,8 +49,8 @@ def config_map_name(actor: str) -> str:
     return f"{actor}-asya-runtime"
 
 
-def trigger_auth_name(actor: str) -> str:
-    return f"{actor}-asya-rabbitmq"
+def trigger_auth_name(actor: str, transport: str = "rabbitmq") -> str:
+    return f"{actor}-asya-{transport}"
 
 
 def labels(actor: str, component: str) -> dict[str, str]:
@@ -131,20 +131,73 @@ def render_workload(actor: JsonObject, options: RenderOptions) -> JsonObject:
 
 def render_trigger_auth(actor: JsonObject) -> JsonObject:
     name = actor["metadata"]["name"]
-    secret = actor["spec"]["transport"]["rabbitmq"]["passwordSecretRef"]
-    return {
-        "apiVersion": KEDA_API_VERSION,
-        "kind": "TriggerAuthentication",
-        "metadata": _metadata(actor, trigger_auth_name(name), "scaler"),
-        "spec": {
+    transport = actor["spec"]["transport"]
+    if transport["type"] == "sqs":
+        # KEDA reads the queue depth as the workload's AWS identity (IRSA / EKS Pod Identity)
+        # or its own: no credentials in the cluster.
+        spec: JsonObject = {
+            "podIdentity": {"provider": "aws", "identityOwner": transport["sqs"]["identityOwner"]}
+        }
+    else:
+        secret = transport["rabbitmq"]["passwordSecretRef"]
+        spec = {
             "secretTargetRef": [
                 {"parameter": "password", "name": secret["name"], "key": secret["key"]}
             ],
             "env": [
                 {"parameter": "username", "name": USERNAME_ENV, "containerName": SIDECAR_CONTAINER}
             ],
-        },
+        }
+    return {
+        "apiVersion": KEDA_API_VERSION,
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(actor, trigger_auth_name(name, transport["type"]), "scaler"),
+        "spec": spec,
     }
+
+
+def _trigger(spec: JsonObject) -> tuple[str, JsonObject]:
+    """KEDA's trigger type and metadata for the actor's queue on its transport."""
+    transport, queue_length = spec["transport"], str(spec["scaling"]["queueLength"])
+    if transport.get("type") == "nats":
+        nats = transport["nats"]
+        return "nats-jetstream", {
+            # the consumer's lag: its pending messages
+            "natsServerMonitoringEndpoint": nats["monitoringEndpoint"],
+            "account": nats.get("account", "$G"),
+            "stream": stream_name(sidecar_exchange(spec)),
+            "consumer": consumer_name(spec["queueName"]),
+            "lagThreshold": queue_length,
+        }
+    if transport["type"] == "sqs":
+        sqs = transport["sqs"]
+        metadata: JsonObject = {
+            # a queue name is enough where it is unambiguous (KEDA 2.6+): no account id needed
+            "queueURL": sqs.get("queuePrefix", "") + spec["queueName"],
+            "queueLength": queue_length,
+            "awsRegion": sqs["region"],
+        }
+        if sqs.get("endpoint"):
+            metadata["awsEndpoint"] = sqs["endpoint"]
+        return "aws-sqs-queue", metadata
+    rabbitmq = transport["rabbitmq"]
+    return "rabbitmq", {
+        "protocol": "amqp",
+        "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
+        "vhostName": "/",
+        "queueName": spec["queueName"],
+        "mode": "QueueLength",
+        "value": queue_length,
+    }
+
+
+def _trigger_object(
+    name: str, trigger_type: str, metadata: JsonObject, transport: JsonObject
+) -> JsonObject:
+    trigger: JsonObject = {"type": trigger_type, "metadata": metadata}
+    if transport.get("type") != "nats":  # KEDA reads NATS's monitoring endpoint unauthenticated
+        trigger["authenticationRef"] = {"name": trigger_auth_name(name, transport["type"])}
+    return trigger
 
 
 def render_scaled_object(actor: JsonObject) -> JsonObject:
@@ -152,6 +205,7 @@ def render_scaled_object(actor: JsonObject) -> JsonObject:
     spec = actor["spec"]
     scaling = spec["scaling"]
     kind = spec["workload"]["type"]
+    trigger_type, metadata = _trigger(spec)
     return {
         "apiVersion": KEDA_API_VERSION,
         "kind": "ScaledObject",
@@ -166,41 +220,8 @@ def render_scaled_object(actor: JsonObject) -> JsonObject:
             "maxReplicaCount": scaling["maxReplicas"],
             "pollingInterval": scaling["pollingInterval"],
             "cooldownPeriod": scaling["cooldownPeriod"],
-            "triggers": [_trigger(actor)],
+            "triggers": [_trigger_object(name, trigger_type, metadata, spec["transport"])],
         },
-    }
-
-
-def _trigger(actor: JsonObject) -> JsonObject:
-    """KEDA's trigger for the actor's queue: ``rabbitmq`` queue length or ``nats-jetstream``
-    consumer lag (the consumer's pending messages)."""
-    spec = actor["spec"]
-    threshold = str(spec["scaling"]["queueLength"])
-    transport = spec["transport"]
-    if transport.get("type") == "nats":
-        nats = transport["nats"]
-        return {
-            "type": "nats-jetstream",
-            "metadata": {
-                "natsServerMonitoringEndpoint": nats["monitoringEndpoint"],
-                "account": nats.get("account", "$G"),
-                "stream": stream_name(sidecar_exchange(spec)),
-                "consumer": consumer_name(spec["queueName"]),
-                "lagThreshold": threshold,
-            },
-        }
-    rabbitmq = transport["rabbitmq"]
-    return {
-        "type": "rabbitmq",
-        "metadata": {
-            "protocol": "amqp",
-            "host": f"amqp://{rabbitmq['host']}:{rabbitmq['port']}",
-            "vhostName": "/",
-            "queueName": spec["queueName"],
-            "mode": "QueueLength",
-            "value": threshold,
-        },
-        "authenticationRef": {"name": trigger_auth_name(actor["metadata"]["name"])},
     }
 
 

@@ -10,6 +10,9 @@
 * ``nats://host:port`` / ``tls://…`` → NATS JetStream (``asya[nats]``; query options
   ``ack_wait``, ``publish_timeout``, ``connect_timeout``, ``reconnect_interval``,
   ``pull_expires`` as durations)
+* ``sqs://`` → Amazon SQS (needs the ``asya[sqs]`` extra); the standard AWS variables give the
+  region, credentials and ``AWS_ENDPOINT_URL``; query options ``prefix``, ``region``,
+  ``endpoint``, ``wait`` and ``visibility`` (durations), ``max_message_size``, ``threads``
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ __all__ = ["IncomingMessage", "Subscription", "Transport", "open_transport", "re
 
 _SQLITE_DURATIONS = ("lease", "busy_timeout", "poll_min", "poll_max")
 _RABBITMQ_OPTIONS = ("publish_timeout", "reconnect_interval", "connect_timeout")
+_SQS_TEXT = ("prefix", "region", "endpoint")
+_SQS_DURATIONS = ("wait", "visibility")
+_SQS_COUNTS = ("max_message_size", "threads")
 
 
 def open_transport(url: str, *, exchange: str = "asya", **options: Any) -> Transport:
@@ -43,8 +49,11 @@ def open_transport(url: str, *, exchange: str = "asya", **options: Any) -> Trans
         return _open_memory(url, options)
     if scheme in ("nats", "tls"):
         return _open_nats(url, exchange, options)
+    if scheme == "sqs":
+        return _open_sqs(url, options)
     raise ValueError(
-        f"unsupported transport URL {redact_url(url)!r}: use amqp://…, nats://…, sqlite:///path or memory://"
+        f"unsupported transport URL {redact_url(url)!r}: "
+        "use amqp://…, nats://…, sqs://, sqlite:///path or memory://"
     )
 
 
@@ -142,3 +151,35 @@ def _open_nats(url: str, exchange: str, options: dict[str, Any]) -> Transport:
     timings = {name: _duration(name, value) for name, value in merged.items()}
     plain_url = parts._replace(query="").geturl()
     return NatsTransport(NatsSettings(url=plain_url, exchange=exchange, **timings))
+
+
+def _open_sqs(url: str, options: dict[str, Any]) -> Transport:
+    parts = urlsplit(url)
+    if parts.netloc or parts.path.strip("/"):
+        raise ValueError(
+            f"sqs URL {url!r} names a host or path: use sqs:// with ?region=…&prefix=… "
+            "(or the AWS_REGION and AWS_ENDPOINT_URL variables)"
+        )
+    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    merged.update(options)
+    _check_options(merged, (*_SQS_TEXT, *_SQS_DURATIONS, *_SQS_COUNTS), "sqs")
+    values: dict[str, Any] = {}
+    for name, value in merged.items():
+        if name in _SQS_DURATIONS:
+            values[name] = _duration(name, value)
+        elif name in _SQS_COUNTS:
+            try:
+                values[name] = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"transport option {name}: not a whole number: {value!r}"
+                ) from None
+        elif name == "prefix" or value:
+            values[name] = str(value)
+    try:
+        from asya.transports.sqs import SqsSettings, SqsTransport
+    except ImportError as exc:
+        raise ImportError(
+            f"the SQS transport needs boto3: pip install 'asya[sqs]' ({exc})"
+        ) from exc
+    return SqsTransport(SqsSettings(**values))

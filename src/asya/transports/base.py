@@ -80,7 +80,7 @@ def run_in_background(awaitable: Awaitable[None]) -> None:
 class Transport(abc.ABC):
     """A connection to a queueing backend."""
 
-    #: Short name used in metrics labels: ``rabbitmq``, ``sqlite`` or ``memory``.
+    #: Short name used in metrics labels: ``rabbitmq``, ``sqs``, ``sqlite`` or ``memory``.
     name: str
 
     @abc.abstractmethod

@@ -95,8 +95,8 @@ class NatsDelivery(Delivery):
 
     def __init__(self, msg: Msg, queue: str, *, deferred: int = 0) -> None:
         # a delayed message deferred early (nak with delay) was not really delivered then
-        redelivered = msg.metadata.num_delivered - deferred > 1
-        super().__init__(queue, msg.data, redelivered=redelivered)
+        deliveries = msg.metadata.num_delivered - deferred
+        super().__init__(queue, msg.data, redelivered=deliveries > 1, deliveries=deliveries)
         self.msg = msg
 
     async def _settle(self, *, ack: bool, requeue: bool) -> None:

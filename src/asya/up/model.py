@@ -21,7 +21,7 @@ HAPPY_END = "happy-end"
 ERROR_END = "error-end"
 DEAD_LETTER = "asya-dead-letter"
 
-TRANSPORT_SCHEMES = ("sqlite://", "amqp://", "amqps://", "nats://")
+TRANSPORT_SCHEMES = ("sqlite://", "amqp://", "amqps://", "nats://", "sqs://")
 DATABASE_SCHEMES = ("sqlite://", "postgres://", "postgresql://")
 
 

@@ -1,5 +1,5 @@
-"""A ``backend`` fixture that runs each contract test on memory, SQLite, real RabbitMQ and the
-machine's NATS JetStream.
+"""A ``backend`` fixture that runs each contract test on memory, SQLite, real RabbitMQ, the
+machine's NATS JetStream and SQS (moto's server).
 
 Each test gets names of its own (a RabbitMQ exchange, queue names, a SQLite file, a memory
 broker) and everything it declared is deleted afterwards, even when the test fails.
@@ -18,7 +18,7 @@ from asya.transports import Transport, open_transport
 from asya.transports.nats import NatsTransport
 from asya.transports.rabbitmq import RabbitMQTransport, delay_queue_name
 
-BACKENDS = ["memory", "sqlite", "rabbitmq", "nats"]
+BACKENDS = ["memory", "sqlite", "rabbitmq", "nats", "sqs"]
 
 
 class Backend:
@@ -76,12 +76,12 @@ class Backend:
                 await transport.delete_exchange()
 
 
-def backend_url(kind: str, tmp_path: Path, service_url: str, name: str) -> str:
+def backend_url(kind: str, tmp_path: Path, broker_url: str, name: str) -> str:
+    if kind == "memory":
+        return f"memory://{name}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'queues.db'}"
-    if kind in ("rabbitmq", "nats"):
-        return service_url
-    return f"memory://{name}"
+    return broker_url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -89,9 +89,11 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, unique_name: str
 ) -> AsyncIterator[Backend]:
     kind: str = request.param
-    service_url = request.getfixturevalue(f"{kind}_url") if kind in ("rabbitmq", "nats") else ""
+    broker_url = (
+        request.getfixturevalue(f"{kind}_url") if kind in ("rabbitmq", "nats", "sqs") else ""
+    )
     backend = Backend(
-        kind, backend_url(kind, tmp_path, service_url, unique_name), unique_name, unique_name
+        kind, backend_url(kind, tmp_path, broker_url, unique_name), unique_name, unique_name
     )
     try:
         yield backend

@@ -1,5 +1,5 @@
 """A consumer process killed mid-message must not lose it (SQLite lease, RabbitMQ channel, NATS
-ack wait)."""
+ack wait, SQS visibility timeout)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .receiver import Receiver
 WORKER = Path(__file__).with_name("worker.py")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "rabbitmq", "nats"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "rabbitmq", "nats", "sqs"], indirect=True)
 async def test_message_held_by_a_killed_consumer_process_is_redelivered(
     backend: Backend,
 ) -> None:

@@ -190,6 +190,26 @@ def test_a_remote_broker_makes_the_crew_non_standard(tmp_path: Path) -> None:
         assert obj["spec"]["transport"]["rabbitmq"]["host"] == "rabbit.prod"
 
 
+def test_an_sqs_mesh_stays_on_sqs_and_its_actors_and_crew_validate(tmp_path: Path) -> None:
+    objects = from_text(
+        tmp_path,
+        "transport: sqs://?region=eu-west-1&prefix=ml-\nactors: [{name: a, handler: m.f}]\n",
+    )
+    assert not objects.standard_crew
+    for obj in [*objects.actors, *objects.crew]:
+        assert obj["spec"]["transport"] == {
+            "type": "sqs",
+            "sqs": {"region": "eu-west-1", "queuePrefix": "ml-"},
+        }
+        for rendered in render(obj):
+            validate_object(rendered)
+
+
+def test_an_sqs_mesh_without_a_region_is_refused_for_kubernetes(tmp_path: Path) -> None:
+    with pytest.raises(MeshExportError, match="names no region"):
+        from_text(tmp_path, "transport: sqs://\nactors: [{name: a, handler: m.f}]\n")
+
+
 def test_exchange_and_crew_queue_names_reach_the_sidecars(tmp_path: Path) -> None:
     text = (
         "exchange: ml\nenv: {ASYA_STEP_HAPPY_END: done}\n"

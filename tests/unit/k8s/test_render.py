@@ -493,3 +493,45 @@ def test_a_nats_actor_sidecar_gets_the_transport_url_and_no_rabbitmq_secret() ->
     env = env_of(named(pod_spec(workload)["containers"], "asya-sidecar"))
     assert env["ASYA_TRANSPORT_URL"] == "nats://nats.messaging.svc:4222"
     assert not {"ASYA_RABBITMQ_URL", "ASYA_RABBITMQ_PASSWORD"} & set(env)
+
+
+# --- SQS ------------------------------------------------------------------------------------
+
+SQS = {"type": "sqs", "sqs": {"region": "eu-west-1", "queuePrefix": "prod-"}}
+
+
+def test_an_sqs_actor_scales_on_its_queue_with_the_aws_sqs_queue_trigger() -> None:
+    objects = by_kind(render(actor(scaling=SCALING, transport=SQS)))
+    (trigger,) = objects["ScaledObject"]["spec"]["triggers"]
+    assert trigger == {
+        "type": "aws-sqs-queue",
+        "metadata": {
+            "queueURL": "prod-test-doubler-queue",
+            "queueLength": "3",
+            "awsRegion": "eu-west-1",
+        },
+        "authenticationRef": {"name": "doubler-asya-sqs"},
+    }
+    auth = objects["TriggerAuthentication"]
+    assert auth["metadata"]["name"] == "doubler-asya-sqs"
+    assert auth["spec"] == {"podIdentity": {"provider": "aws", "identityOwner": "workload"}}
+
+
+def test_an_sqs_sidecar_gets_an_sqs_url_and_no_rabbitmq_credentials() -> None:
+    transport = {**SQS, "sqs": {**SQS["sqs"], "endpoint": "http://localstack:4566"}}
+    deployment = by_kind(render(actor(transport=transport)))["Deployment"]
+    env = env_of(named(pod_spec(deployment)["containers"], "asya-sidecar"))
+    assert env["ASYA_TRANSPORT_URL"] == "sqs://?region=eu-west-1&prefix=prod-"
+    assert env["AWS_ENDPOINT_URL"] == "http://localstack:4566"
+    assert not {"ASYA_RABBITMQ_URL", "ASYA_RABBITMQ_PASSWORD"} & set(env)
+
+
+def test_an_sqs_transport_without_its_settings_is_refused() -> None:
+    assert "transport.sqs is required when transport.type is sqs" in render_error(
+        actor(transport={"type": "sqs"})
+    )
+
+
+def test_sqs_objects_validate_against_kubernetes_and_keda_schemas() -> None:
+    for obj in render(actor(scaling=SCALING, transport=SQS)):
+        validate_object(obj)

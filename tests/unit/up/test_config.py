@@ -303,6 +303,13 @@ def test_command_line_overrides_replace_transport_database_and_port(tmp_path: Pa
     assert config.gateway.port == 9999
 
 
+def test_an_sqs_transport_is_accepted_in_the_file_and_on_the_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "transport: sqs://?prefix=dev-\n" + MINIMAL)
+    config = load_config(path, environ={})
+    assert config.transport == "sqs://?prefix=dev-"
+    assert config.with_overrides(transport="sqs://").transport == "sqs://"
+
+
 def test_port_override_without_a_gateway_is_refused(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL), environ={})
 
