@@ -157,6 +157,16 @@ class JobStore:
         rows = await self._rows(sa.select(jobs.c.id).where(jobs.c.tool == tool).limit(1))
         return bool(rows)
 
+    async def count_by_status(self, since: datetime) -> dict[str, int]:
+        """Jobs created at or after ``since``, counted per status (a range of the
+        ``created_at`` index: the cost follows the window, not the table)."""
+        query = (
+            sa.select(jobs.c.status, sa.func.count())
+            .where(jobs.c.created_at >= since)
+            .group_by(jobs.c.status)
+        )
+        return {str(row[0]): int(row[1]) for row in await self._rows(query)}
+
     async def list_updates(
         self, job_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[JobUpdate]:
