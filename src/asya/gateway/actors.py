@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,14 @@ class ActorsProbe:
     """Answers ``GET /actors``; remembers the last depth per queue to derive a rate."""
 
     def __init__(
-        self, transport: Transport, queues: list[WatchedQueue], status_file: str | None
+        self,
+        transport: Transport,
+        queues: list[WatchedQueue],
+        status_file: str | None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
+        self.clock = clock
         self.queues = queues
         self.status_file = Path(status_file) if status_file else None
         self._samples: dict[str, _Sample] = {}
@@ -75,12 +81,13 @@ class ActorsProbe:
         members: dict[str, Any] = {}
         if mesh is not None:
             members = {**(mesh.get("crew") or {}), **(mesh.get("actors") or {})}
-        rows = await asyncio.gather(*(self._queue(queue) for queue in self.queues))
+        now = self.clock()
+        rows = await asyncio.gather(*(self._queue(queue, now) for queue in self.queues))
         for row in rows:
             row.update(_replicas(members.get(row["queue"])))
         return {"actors": rows, "mesh": mesh is not None}
 
-    async def _queue(self, queue: WatchedQueue) -> dict[str, Any]:
+    async def _queue(self, queue: WatchedQueue, now: float) -> dict[str, Any]:
         row: dict[str, Any] = {
             "queue": queue.name,
             "role": queue.role,
@@ -98,11 +105,10 @@ class ActorsProbe:
         except Exception as exc:  # transports raise their own errors; say which, per queue
             row["error"] = str(exc) or type(exc).__name__
             return row
-        row["depth_per_second"] = self._rate(queue.name, row["depth"])
+        row["depth_per_second"] = self._rate(queue.name, row["depth"], now)
         return row
 
-    def _rate(self, queue: str, depth: int) -> float | None:
-        now = time.monotonic()
+    def _rate(self, queue: str, depth: int, now: float) -> float | None:
         previous = self._samples.get(queue)
         if previous is None:
             self._samples[queue] = _Sample(depth, now)

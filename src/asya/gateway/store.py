@@ -165,7 +165,8 @@ class JobStore:
             .where(jobs.c.created_at >= since)
             .group_by(jobs.c.status)
         )
-        return {str(row[0]): int(row[1]) for row in await self._rows(query)}
+        rows: list[Any] = await self._rows(query)
+        return {str(status): int(count) for status, count in rows}
 
     async def list_updates(
         self, job_id: str, *, after: int = 0, limit: int | None = None
