@@ -20,9 +20,9 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
-from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -129,7 +129,8 @@ def main() -> int:
                 pass
             time.sleep(0.2)
         print(
-            f"console timings: {options.jobs} jobs in {database.split(':')[0]}, {options.runs} runs each"
+            f"console timings: {options.jobs} jobs in {database.split(':')[0]}, "
+            f"{options.runs} runs each"
         )
         with httpx.Client(base_url=url) as client:
             page = client.get("/jobs", params={"limit": 25}).json()
@@ -153,7 +154,8 @@ def main() -> int:
                 address = f"{url}{path}?{urlencode(params)}"
                 urlopen(address).read()
                 report(
-                    name, [timed(lambda: urlopen(address).read()) for _ in range(options.runs * 2)]
+                    name,
+                    [timed(lambda a=address: urlopen(a).read()) for _ in range(options.runs * 2)],
                 )
         from playwright.sync_api import sync_playwright
 
