@@ -22,3 +22,8 @@ def failing(payload: dict[str, Any]) -> dict[str, Any]:
 
 def echo(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
+
+
+def split(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One output per part: a fan-out."""
+    return [{"part": part} for part in payload["parts"]]

@@ -26,6 +26,7 @@ ACTORS: dict[str, tuple[str, str]] = {  # queue -> (handler, mode)
     "console-incrementer": ("handlers.incrementer", "payload"),
     "console-failing": ("handlers.failing", "payload"),
     "console-echo": ("handlers.echo", "payload"),
+    "console-split": ("handlers.split", "payload"),
     "happy-end": ("asya.crew.happy_end.handle", "message"),
     "error-end": ("asya.crew.error_end.handle", "message"),
 }
@@ -51,6 +52,12 @@ TOOLS = [
         "description": "Echo the arguments",
         "parameters": {"text": {"type": "string"}},
         "route": ["console-echo"],
+    },
+    {
+        "name": "fan_out",
+        "description": "One branch per part",
+        "parameters": {"parts": {"type": "array", "required": True}},
+        "route": ["console-split"],
     },
 ]
 

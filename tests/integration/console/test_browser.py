@@ -69,6 +69,18 @@ def test_job_page_follows_a_running_job_to_its_result(
     _shoot(page, screenshots, "console-job.png")
 
 
+def test_job_page_shows_fan_out_branches(console_mesh: ConsoleMesh, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    job_id = console_mesh.submit("fan_out", {"parts": ["a", "b", "c"]})
+    page.goto(f"{console_mesh.url}/ui/jobs/{job_id}")
+    expect(page.locator("#result")).to_contain_text('"part": "c"', timeout=60_000)
+    branches = page.locator("#branches tbody tr")
+    expect(branches).to_have_count(3)
+    expect(branches.locator("td").nth(0)).to_have_text("0/3")
+    expect(page.locator("#branches")).not_to_contain_text("failed")
+
+
 def test_a_failing_job_shows_its_traceback(
     console_mesh: ConsoleMesh, page: Any, screenshots: Path | None
 ) -> None:
