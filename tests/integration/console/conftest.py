@@ -37,8 +37,10 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: sync Playwright runs an event loop on this thread while it is open, which
+    would stop ``asyncio.run`` and async tests of later modules."""
     executable = chromium_path()
     if executable is None:
         _missing("chromium")
