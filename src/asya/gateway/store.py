@@ -38,6 +38,7 @@ from asya.gateway.models import (
     MSG_SENT,
     MSG_SUCCEEDED,
     PENDING,
+    STATUSES,
     Job,
     JobState,
     JobUpdate,
@@ -158,15 +159,17 @@ class JobStore:
         return bool(rows)
 
     async def count_by_status(self, since: datetime) -> dict[str, int]:
-        """Jobs created at or after ``since``, counted per status (a range of the
-        ``created_at`` index: the cost follows the window, not the table)."""
-        query = (
-            sa.select(jobs.c.status, sa.func.count())
-            .where(jobs.c.created_at >= since)
-            .group_by(jobs.c.status)
-        )
-        rows: list[Any] = await self._rows(query)
-        return {str(status): int(count) for status, count in rows}
+        """Jobs created at or after ``since``, counted per status: one range of the
+        ``(status, created_at)`` index per status, so the cost follows the window, not the table."""
+        counts = [
+            sa.select(sa.func.count())
+            .where(jobs.c.status == status, jobs.c.created_at >= since)
+            .scalar_subquery()
+            .label(status)
+            for status in STATUSES
+        ]
+        row = (await self._rows(sa.select(*counts)))[0]
+        return {status: int(row._mapping[status]) for status in STATUSES}
 
     async def list_updates(
         self, job_id: str, *, after: int = 0, limit: int | None = None
