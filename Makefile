@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export ASYA_LOG_LEVEL ?= INFO
 
-.PHONY: install demo test lint format typecheck services unit test-integration \
+.PHONY: install demo test lint format typecheck services chromium unit test-integration \
         test-integration-sidecar test-integration-gateway bench clean
 
 install: $(STAMP)
@@ -26,6 +26,9 @@ demo: install
 services:
 	@bash scripts/ensure-services.sh
 
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 lint: install
 	bash scripts/check-file-sizes.sh
 	$(BIN)/ruff check src tests benchmarks examples
@@ -42,7 +45,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: install services lint typecheck
+test: install services chromium lint typecheck
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-integration: install services

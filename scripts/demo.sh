@@ -65,6 +65,11 @@ assert job["status"] == "Succeeded" and job["result"] == {"value": 25}, job
 print("demo: job", job["id"], job["status"], "with result", json.dumps(job["result"]))
 '
 
+echo
+echo "demo: \$ asya status"
+"$BIN/asya" status --gateway "$GATEWAY"
+echo
+echo "demo: web console: $GATEWAY/ui  (open it while a mesh runs: 'asya up' in examples/quickstart)"
 echo "demo: stopping the mesh"
 kill -TERM "$UP_PID"
 wait "$UP_PID"

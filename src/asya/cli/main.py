@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "call": "asya.cli.client:call",
     "jobs": "asya.cli.client:jobs",
     "tools": "asya.cli.client:tools",
+    "status": "asya.cli.status:status",
     "operator": "asya.cli.k8s:operator",
     "k8s": "asya.cli.k8s:k8s",
     "bench": "asya.cli.bench:bench",

@@ -137,6 +137,16 @@ class GatewayClient:
         result: dict[str, Any] = self._request("GET", job_path(job_id, "diagnosis"))
         return result
 
+    def actors(self) -> dict[str, Any]:
+        """Queues, depths, consumers and replicas (gateway-api.md#actors)."""
+        result: dict[str, Any] = self._request("GET", "/actors")
+        return result
+
+    def jobs_summary(self, since: str = "1h") -> dict[str, Any]:
+        """Jobs created in the last ``since``, per status (gateway-api.md#jobs-summary)."""
+        result: dict[str, Any] = self._request("GET", "/jobs/summary", params={"since": since})
+        return result
+
     def stream(self, job_id: str, *, reconnects: int = 5) -> Iterator[JobEvent]:
         """The job's events until a terminal update; reconnects after a dropped connection."""
         last_id: str | None = None

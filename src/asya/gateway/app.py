@@ -22,12 +22,14 @@ from starlette.routing import Route
 
 from asya.errors import ConfigError
 from asya.gateway.cancellations import CancellationFeed
+from asya.gateway.console import CONSOLE_ROUTES
 from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_error
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import JobUpdate
+from asya.gateway.overview import OVERVIEW_ROUTES
 from asya.gateway.publisher import Publisher
 from asya.gateway.routes import ROUTES, Gateway
 from asya.gateway.service import JobService
@@ -146,7 +148,13 @@ def create_app(
 
     mcp_endpoint = MCPEndpoint(manager, auth)
     app = Starlette(
-        routes=[*ROUTES, Route("/mcp", mcp_endpoint), Route("/mcp/", mcp_endpoint)],
+        routes=[
+            *OVERVIEW_ROUTES,
+            *ROUTES,
+            Route("/mcp", mcp_endpoint),
+            Route("/mcp/", mcp_endpoint),
+            *CONSOLE_ROUTES,
+        ],
         middleware=[
             Middleware(TimingMiddleware, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body=settings.max_body),

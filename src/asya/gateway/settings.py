@@ -41,6 +41,9 @@ class GatewaySettings:
     sweep_interval: float = 0.25
     default_timeout: float | None = DEFAULT_TOOL_TIMEOUT  # None: tools without timeout never end
     transport_variable: str = "ASYA_RABBITMQ_URL"  # where transport_url came from (errors)
+    happy_end: str = "happy-end"
+    error_end: str = "error-end"
+    up_status_file: str | None = None  # set by `asya up`: its mesh status (the console reads it)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -83,4 +86,7 @@ class GatewaySettings:
             sweep_interval=sweep_interval,
             default_timeout=default_timeout or None,
             transport_variable=transport_variable,
+            happy_end=env.get_str("ASYA_STEP_HAPPY_END", "happy-end"),
+            error_end=env.get_str("ASYA_STEP_ERROR_END", "error-end"),
+            up_status_file=env.get_optional_str("ASYA_UP_STATUS_FILE"),
         )

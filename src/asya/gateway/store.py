@@ -40,6 +40,7 @@ from asya.gateway.models import (
     MSG_SENT,
     MSG_SUCCEEDED,
     PENDING,
+    STATUSES,
     Job,
     JobState,
     JobUpdate,
@@ -158,6 +159,19 @@ class JobStore:
         """Whether any job was made by ``tool`` (one index probe)."""
         rows = await self._rows(sa.select(jobs.c.id).where(jobs.c.tool == tool).limit(1))
         return bool(rows)
+
+    async def count_by_status(self, since: datetime) -> dict[str, int]:
+        """Jobs created at or after ``since``, counted per status: one range of the
+        ``(status, created_at)`` index per status, so the cost follows the window, not the table."""
+        counts = [
+            sa.select(sa.func.count())
+            .where(jobs.c.status == status, jobs.c.created_at >= since)
+            .scalar_subquery()
+            .label(status)
+            for status in STATUSES
+        ]
+        row = (await self._rows(sa.select(*counts)))[0]
+        return {status: int(row._mapping[status]) for status in STATUSES}
 
     async def list_updates(
         self, job_id: str, *, after: int = 0, limit: int | None = None

@@ -237,6 +237,7 @@ class Mesh:
             ASYA_GATEWAY_HOST=gateway.host,
             ASYA_CONFIG_PATH=str(gateway.tools),
             ASYA_DATABASE_URL=self.config.database,
+            ASYA_UP_STATUS_FILE=str(self.status_path),  # the console shows replicas from it
         )
         spec = ChildSpec(
             "gateway", [self.python, "-m", "asya.cli", "gateway"], env, self.config.folder

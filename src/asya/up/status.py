@@ -95,6 +95,7 @@ def print_ready(console: Console, status: dict[str, Any], status_path: Path) -> 
     gateway = status.get("gateway")
     if gateway:
         console.print(f"  gateway   [bold]{gateway['url']}[/bold]  (tools file {gateway['tools']})")
+        console.print(f"  console   {gateway['url']}/ui")
         names = gateway.get("tool_names") or ["<tool>"]
         option = "" if gateway["url"].endswith(":8080") else f" --gateway {gateway['url']}"
         console.print(f"  tools     {', '.join(names)}")

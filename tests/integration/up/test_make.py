@@ -31,6 +31,8 @@ def test_the_demo_script_runs_the_quickstart_pipeline_to_25() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'Succeeded with result {"value": 25}' in result.stdout
+    assert "demo: web console: http://127.0.0.1:" in result.stdout
+    assert "dead letters:" in result.stdout  # asya status ran
     assert result.stdout.rstrip().endswith("demo: done")
 
 
