@@ -23,7 +23,7 @@ import httpx
 
 from asya.backoff import Backoff
 from asya.gateway_http import GatewayEndpoint
-from asya.runtime import FRAME_HEADER, control_path, pack_frame
+from asya.sidecar.runtime_client import interrupt_call, runtime_control_path
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class CancelledJobs:
         clock: Callable[[], float] = time.monotonic,
         retention: float = RETENTION_SECONDS,
     ) -> None:
-        self._control_path = control_path(socket_path) if socket_path else None
+        self._control_path = runtime_control_path(socket_path) if socket_path else None
         self._clock = clock
         self._retention = retention
         self._ids: dict[str, float] = {}
@@ -106,18 +106,10 @@ class CancelledJobs:
             return None
         try:
             async with asyncio.timeout(CONTROL_TIMEOUT):
-                reader, writer = await asyncio.open_unix_connection(self._control_path)
-                try:
-                    writer.write(pack_frame(json.dumps({"interrupt": job_id}).encode()))
-                    await writer.drain()
-                    (length,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
-                    answer = json.loads(await reader.readexactly(length))
-                finally:
-                    writer.close()
+                interrupted = await interrupt_call(self._control_path, job_id)
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
             logger.warning("could not interrupt the runtime call of job %s: %s", job_id, exc)
             return None
-        interrupted = isinstance(answer, dict) and answer.get("interrupted") is True
         if interrupted:
             logger.info("job %s cancelled: its runtime call was interrupted", job_id)
         return interrupted

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 
-from asya.runtime import FRAME_HEADER, pack_frame
+from asya.runtime import FRAME_HEADER, control_path, pack_frame
 
 logger = logging.getLogger(__name__)
 
@@ -282,3 +283,23 @@ class RuntimeClient:
                 )
                 next_log = now + log_every
             await asyncio.sleep(interval)
+
+
+def runtime_control_path(socket_path: str) -> str | None:
+    """The runtime's control socket beside ``socket_path`` (None where the path is too long)."""
+    return control_path(socket_path)
+
+
+async def interrupt_call(control: str, job_id: str) -> bool:
+    """Ask the runtime on control socket ``control`` to stop its handler call of ``job_id``
+    (docs/reference/runtime-protocol.md#control-socket): True when it did, False when no call of
+    that job was in its handler. Raises OSError, ValueError or asyncio.IncompleteReadError."""
+    reader, writer = await asyncio.open_unix_connection(control)
+    try:
+        writer.write(pack_frame(json.dumps({"interrupt": job_id}).encode()))
+        await writer.drain()
+        (length,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
+        answer = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    return isinstance(answer, dict) and answer.get("interrupted") is True
