@@ -25,6 +25,7 @@ from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
+from asya.gateway.mcp_security import transport_security
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.publisher import Publisher
 from asya.gateway.routes import ROUTES, Gateway
@@ -97,7 +98,11 @@ def create_app(
     )
     service = JobService(store, hub, publisher, metrics)
     auth = Auth(settings.api_keys, settings.actor_token)
-    manager = StreamableHTTPSessionManager(app=build_server(service, registry), stateless=True)
+    manager = StreamableHTTPSessionManager(
+        app=build_server(service, registry),
+        stateless=True,
+        security_settings=transport_security(settings.allowed_hosts, settings.allowed_origins),
+    )
     fatal = on_fatal or (lambda reason: None)
 
     @contextlib.asynccontextmanager
