@@ -145,9 +145,8 @@ def build_server(service: JobService, tools: ToolRegistry) -> Server[Any]:
 
 
 def _wire(result: types.CallToolResult) -> dict[str, Any]:
-    dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-    dumped.pop("resultType", None)
-    return dumped
+    """A 2026-07-28 CallToolResult (``resultType: "complete"`` included, as requesters check)."""
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 async def get_job(service: JobService, arguments: dict[str, Any]) -> types.CallToolResult:
