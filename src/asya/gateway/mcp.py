@@ -1,8 +1,10 @@
-"""The MCP face of the gateway (official ``mcp`` SDK, Streamable HTTP at ``/mcp``).
+"""The MCP face of the gateway (official ``mcp`` SDK 2.x, Streamable HTTP at ``/mcp``).
 
-``tools/list`` shows the tools file as JSON Schemas; ``tools/call`` creates a job exactly like
-``POST /tools/call``. A tool with ``wait: true`` follows its job instead and answers with the
-result, sending ``notifications/progress`` whenever the percent rises (when the client asked
+The SDK serves 2026-07-28 and, through the ``initialize`` handshake, the older revisions.
+``tools/list`` shows the tools file as JSON Schemas plus ``get_job``; ``tools/call`` creates a
+job exactly like ``POST /tools/call``. A client that declared the Tasks extension gets a task
+handle instead (:mod:`.mcp_tasks`). A tool with ``wait: true`` follows its job and answers with
+the result, sending ``notifications/progress`` whenever the percent rises (when the client asked
 for progress with a ``progressToken``); a failed job answers ``isError`` with its ``error`` and
 ``error_details`` in ``structuredContent``. Schema errors come back as ``isError`` results so an
 agent can read and correct them; neither they nor an unknown tool create a job.
