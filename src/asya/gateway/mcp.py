@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from asya import __version__
 from asya.errors import JobNotFound
-from asya.gateway.http import Auth, unauthorized
+from asya.gateway.http import Auth, error, unauthorized
 from asya.gateway.mcp_guard import body_problem, parse_error, read_body, replay
 from asya.gateway.mcp_tasks import (
     TASKS_EXTENSION,
@@ -212,6 +212,13 @@ class MCPEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.auth.required("client") and not self.auth.client_ok(Headers(scope=scope)):
             await unauthorized()(scope, receive, send)
+            return
+        if scope.get("method") == "GET":
+            # Stateless: nothing is ever pushed outside a request, so no standalone SSE stream
+            # (the SDK 2.x would open one and keep it open forever).
+            response = error(405, "method GET not allowed: /mcp offers no standalone stream")
+            response.headers["Allow"] = "POST"
+            await response(scope, receive, send)
             return
         if scope.get("method") == "POST":
             body = await read_body(receive)

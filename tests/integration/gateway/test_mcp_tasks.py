@@ -343,3 +343,11 @@ async def test_foreign_host_and_origin_are_refused_unless_configured(sqlite_url:
     assert public.status_code == 200
     assert local.status_code == 200
     assert rest.status_code == 200  # the REST API is not behind the MCP check
+
+
+async def test_get_on_mcp_answers_405_at_once(gateway: RunningGateway) -> None:
+    response = await asyncio.wait_for(
+        gateway.client.get("/mcp", headers={"Accept": "text/event-stream"}), 5
+    )
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
