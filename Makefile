@@ -10,7 +10,24 @@ export ASYA_LOG_LEVEL ?= INFO
 .PHONY: install demo test lint format typecheck services chromium unit test-integration \
         test-integration-sidecar test-integration-gateway bench clean example-models
 
-install: $(STAMP)
+NODE_TOOLS := tests/mcp_node
+NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
+
+MCP1_VENV := $(VENV)/mcp1
+
+install: $(STAMP) $(NODE_STAMP) $(MCP1_VENV)/.installed-stamp
+
+# The MCP conformance suite and Tasks requester the gateway tests run (skipped without npm).
+$(NODE_STAMP): $(NODE_TOOLS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "make: npm not found; the MCP conformance tests will be skipped" >&2; fi
+
+# A Python SDK 1.x client for the MCP compatibility test (its own venv: the gateway needs 2.x).
+$(MCP1_VENV)/.installed-stamp:
+	@test -x $(MCP1_VENV)/bin/python || $(PYTHON) -m venv $(MCP1_VENV)
+	$(MCP1_VENV)/bin/python -m pip install -q "mcp==1.30.*"
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \

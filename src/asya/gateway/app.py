@@ -27,6 +27,7 @@ from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
+from asya.gateway.mcp_security import transport_security
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import JobUpdate
 from asya.gateway.overview import OVERVIEW_ROUTES
@@ -110,7 +111,11 @@ def create_app(
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
     service = JobService(store, hub, publisher, metrics)
     auth = Auth(settings.api_keys, settings.actor_token)
-    manager = StreamableHTTPSessionManager(app=build_server(service, registry), stateless=True)
+    manager = StreamableHTTPSessionManager(
+        app=build_server(service, registry),
+        stateless=True,
+        security_settings=transport_security(settings.allowed_hosts, settings.allowed_origins),
+    )
     fatal = on_fatal or (lambda reason: None)
 
     @contextlib.asynccontextmanager

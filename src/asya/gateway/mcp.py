@@ -1,8 +1,10 @@
-"""The MCP face of the gateway (official ``mcp`` SDK, Streamable HTTP at ``/mcp``).
+"""The MCP face of the gateway (official ``mcp`` SDK 2.x, Streamable HTTP at ``/mcp``).
 
-``tools/list`` shows the tools file as JSON Schemas; ``tools/call`` creates a job exactly like
-``POST /tools/call``. A tool with ``wait: true`` follows its job instead and answers with the
-result, sending ``notifications/progress`` whenever the percent rises (when the client asked
+The SDK serves 2026-07-28 and, through the ``initialize`` handshake, the older revisions.
+``tools/list`` shows the tools file as JSON Schemas plus ``get_job``; ``tools/call`` creates a
+job exactly like ``POST /tools/call``. A client that declared the Tasks extension gets a task
+handle instead (:mod:`.mcp_tasks`). A tool with ``wait: true`` follows its job and answers with
+the result, sending ``notifications/progress`` whenever the percent rises (when the client asked
 for progress with a ``progressToken``); a failed job answers ``isError`` with its ``error`` and
 ``error_details`` in ``structuredContent``. Schema errors come back as ``isError`` results so an
 agent can read and correct them; neither they nor an unknown tool create a job.
@@ -13,16 +15,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import mcp_types as types
 import orjson
-from mcp import types
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from asya import __version__
-from asya.gateway.http import Auth, unauthorized
+from asya.errors import JobNotFound
+from asya.gateway.http import Auth, error, unauthorized
 from asya.gateway.mcp_guard import body_problem, parse_error, read_body, replay
+from asya.gateway.mcp_tasks import (
+    TASKS_EXTENSION,
+    TaskIdParams,
+    cancel_task,
+    client_accepts_tasks,
+    create_task_result,
+    detailed_task,
+    load_job,
+)
 from asya.gateway.models import SUCCEEDED, Job, JobUpdate
 from asya.gateway.service import JobService, PublishFailed, created_text
 from asya.gateway.store import StoreUnavailable
@@ -31,6 +44,17 @@ from asya.gateway.tools import ArgumentsError, Tool, ToolRegistry
 logger = logging.getLogger(__name__)
 
 WAIT_GRACE = 5.0  # beyond the tool's timeout, so the sweeper's "timed out" wins the race
+GET_JOB = "get_job"
+GET_JOB_TOOL = types.Tool(
+    name=GET_JOB,
+    description="A job's result once it has finished, or its status and progress until then",
+    input_schema={
+        "type": "object",
+        "properties": {"job_id": {"type": "string", "description": "the id a tool call returned"}},
+        "required": ["job_id"],
+        "additionalProperties": False,
+    },
+)
 
 
 def _text(text: str) -> list[types.ContentBlock]:
@@ -38,7 +62,7 @@ def _text(text: str) -> list[types.ContentBlock]:
 
 
 def _error_result(text: str, structured: dict[str, Any] | None = None) -> types.CallToolResult:
-    return types.CallToolResult(content=_text(text), structuredContent=structured, isError=True)
+    return types.CallToolResult(content=_text(text), structured_content=structured, is_error=True)
 
 
 def job_result(job: Job) -> types.CallToolResult:
@@ -48,8 +72,8 @@ def job_result(job: Job) -> types.CallToolResult:
         structured = result if isinstance(result, dict) else {"result": result}
         return types.CallToolResult(
             content=_text(orjson.dumps(result).decode()),
-            structuredContent=structured,
-            isError=False,
+            structured_content=structured,
+            is_error=False,
         )
     if job.terminal:
         return _error_result(
@@ -63,45 +87,97 @@ def job_result(job: Job) -> types.CallToolResult:
     )
 
 
-def build_server(service: JobService, tools: ToolRegistry) -> Server[Any, Any]:
-    server: Server[Any, Any] = Server("asya-gateway", version=__version__)
+def build_server(service: JobService, tools: ToolRegistry) -> Server[Any]:
+    """The MCP server: the tools file's tools, ``get_job`` and the Tasks extension."""
 
-    @server.list_tools()  # type: ignore[no-untyped-call, untyped-decorator]
-    async def list_tools() -> list[types.Tool]:
-        return [
-            types.Tool(name=tool.name, description=tool.description, inputSchema=tool.input_schema)
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        listed = [
+            types.Tool(name=tool.name, description=tool.description, input_schema=tool.input_schema)
             for tool in tools
         ]
+        if tools.get(GET_JOB) is None:
+            listed.append(GET_JOB_TOOL)
+        return types.ListToolsResult(tools=listed)
 
-    @server.call_tool(validate_input=False)  # type: ignore[untyped-decorator]
-    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        tool = tools.get(name)
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | dict[str, Any]:
+        arguments = params.arguments or {}
+        tool = tools.get(params.name)
+        if tool is None and params.name == GET_JOB:
+            return await get_job(service, arguments)
         if tool is None:
-            raise ValueError(f"Unknown tool: '{name}'")
+            return _error_result(f"Unknown tool: '{params.name}'")
         try:
-            job = await service.create(tool, arguments or {})
+            job = await service.create(tool, arguments)
         except ArgumentsError as exc:
             return _error_result(str(exc))
         except PublishFailed as exc:
             return _error_result(exc.error, {"job_id": exc.job_id})
         except StoreUnavailable as exc:
             return _error_result(str(exc))
+        if tool.task and client_accepts_tasks(ctx.protocol_version, ctx.params):
+            return create_task_result(job)
         if not tool.wait:
             return types.CallToolResult(
                 content=_text(created_text(job.id)),
-                structuredContent={"job_id": job.id},
-                isError=False,
+                structured_content={"job_id": job.id},
+                is_error=False,
             )
-        return await _wait(server, service, tool, job)
+        return await _wait(ctx, service, tool, job)
 
+    async def get_task(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
+        job = await load_job(service, params.task_id)
+        result = _wire(job_result(job)) if job.terminal else None
+        return detailed_task(job, result)
+
+    async def cancel(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
+        await cancel_task(service, params.task_id)
+        return {}
+
+    server: Server[Any] = Server("asya-gateway", version=__version__, on_list_tools=list_tools)
+    # Registered directly: the answer is a CallToolResult or, for a task, a CreateTaskResult.
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    server.add_request_handler("tasks/get", TaskIdParams, get_task)
+    server.add_request_handler("tasks/cancel", TaskIdParams, cancel)
+    server.extensions[TASKS_EXTENSION] = {}
     return server
 
 
+def _wire(result: types.CallToolResult) -> dict[str, Any]:
+    """A 2026-07-28 CallToolResult (``resultType: "complete"`` included, as requesters check)."""
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+async def get_job(service: JobService, arguments: dict[str, Any]) -> types.CallToolResult:
+    """The built-in ``get_job`` tool: a finished job's result, or where a running one stands."""
+    job_id = arguments.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        return _error_result("get_job needs a 'job_id' (the id a tool call answered with)")
+    try:
+        job = await service.get(job_id)
+    except JobNotFound:
+        return _error_result(f"Job {job_id} not found", {"job_id": job_id})
+    except StoreUnavailable as exc:
+        return _error_result(str(exc))
+    if job.terminal:
+        return job_result(job)
+    state = {
+        "job_id": job.id,
+        "status": job.status,
+        "progress_percent": job.progress_percent,
+        "message": job.message,
+    }
+    text = f"Job {job.id} is {job.status} ({job.progress_percent:g}%); ask again later"
+    return types.CallToolResult(content=_text(text), structured_content=state, is_error=False)
+
+
 async def _wait(
-    server: Server[Any, Any], service: JobService, tool: Tool, job: Job
+    ctx: ServerRequestContext[Any], service: JobService, tool: Tool, job: Job
 ) -> types.CallToolResult:
-    context = server.request_context
-    token = context.meta.progressToken if context.meta is not None else None
+    token = ctx.meta.get("progress_token") if ctx.meta is not None else None
     best = 0.0
 
     async def on_update(update: JobUpdate) -> None:
@@ -111,12 +187,12 @@ async def _wait(
             return
         best = percent
         try:
-            await context.session.send_progress_notification(
+            await ctx.session.send_progress_notification(
                 token,
                 percent,
                 total=100,
                 message=update.message,
-                related_request_id=str(context.request_id),
+                related_request_id=str(ctx.request_id),
             )
         except Exception:  # the client may be gone; the job goes on regardless
             logger.debug("could not send progress for job %s", job.id, exc_info=True)
@@ -136,6 +212,13 @@ class MCPEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.auth.required("client") and not self.auth.client_ok(Headers(scope=scope)):
             await unauthorized()(scope, receive, send)
+            return
+        if scope.get("method") == "GET":
+            # Stateless: nothing is ever pushed outside a request, so no standalone SSE stream
+            # (the SDK 2.x would open one and keep it open forever).
+            response = error(405, "method GET not allowed: /mcp offers no standalone stream")
+            response.headers["Allow"] = "POST"
+            await response(scope, receive, send)
             return
         if scope.get("method") == "POST":
             body = await read_body(receive)

@@ -44,6 +44,9 @@ class GatewaySettings:
     happy_end: str = "happy-end"
     error_end: str = "error-end"
     up_status_file: str | None = None  # set by `asya up`: its mesh status (the console reads it)
+    #: Public names of the deployment for /mcp's Host/Origin check (loopback is always allowed).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -78,7 +81,7 @@ class GatewaySettings:
             database_max_overflow=env.get_int("ASYA_DATABASE_MAX_OVERFLOW", 0, minimum=0),
             publish_connections=env.get_int("ASYA_GATEWAY_PUBLISH_CONNECTIONS", 4, minimum=1),
             workers=env.get_int("ASYA_GATEWAY_WORKERS", 1, minimum=1),
-            api_keys=tuple(key.strip() for key in keys.split(",") if key.strip()),
+            api_keys=_names(keys),
             actor_token=env.get_optional_str("ASYA_GATEWAY_ACTOR_TOKEN"),
             max_body=env.get_int("ASYA_GATEWAY_MAX_BODY", DEFAULT_MAX_BODY, minimum=1),
             auto_migrate=env.get_bool("ASYA_DB_AUTO_MIGRATE", True),
@@ -89,4 +92,11 @@ class GatewaySettings:
             happy_end=env.get_str("ASYA_STEP_HAPPY_END", "happy-end"),
             error_end=env.get_str("ASYA_STEP_ERROR_END", "error-end"),
             up_status_file=env.get_optional_str("ASYA_UP_STATUS_FILE"),
+            allowed_hosts=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_HOSTS") or ""),
+            allowed_origins=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_ORIGINS") or ""),
         )
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())

@@ -41,6 +41,8 @@ class Tool:
     timeout: float | None = None
     wait: bool = False
     progress: bool = True
+    #: Whether a call becomes an MCP task when the client declared the Tasks extension.
+    task: bool = True
     _validator: Any = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -209,13 +211,15 @@ def parse_tools(document: Any, default_timeout: float | None = None) -> ToolRegi
         timeout = default_timeout
         if raw.get("timeout") is not None:
             timeout = _timeout(name, raw["timeout"])
+        wait = bool(raw.get("wait", False))
         tools[name] = Tool(
             name=name,
             description=str(raw.get("description") or name),
             input_schema=schema,
             route=_route(name, raw.get("route"), templates),
             timeout=timeout,
-            wait=bool(raw.get("wait", False)),
+            wait=wait,
+            task=bool(raw.get("task", not wait)),
             progress=bool(raw.get("progress", defaults.get("progress", True))),
             _validator=jsonschema.Draft202012Validator(schema),
         )

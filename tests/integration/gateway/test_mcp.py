@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import warnings
 from collections.abc import AsyncIterator
 
 import httpx
 import orjson
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
+from mcp import Client
+from mcp.shared.exceptions import MCPDeprecationWarning
 
 from tests.integration.gateway.conftest import RunningGateway, serve_gateway
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(gateway: RunningGateway) -> AsyncIterator[ClientSession]:
-    async with (
-        streamablehttp_client(f"{gateway.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
+async def mcp_session(gateway: RunningGateway, mode: str = "auto") -> AsyncIterator[Client]:
+    """The official 2.x client; ``auto`` speaks 2026-07-28, ``legacy`` the initialize handshake."""
+    async with Client(f"{gateway.url}/mcp", mode=mode) as client:
+        yield client
 
 
 async def _fake_actor(gateway: RunningGateway, fail: bool = False) -> None:
@@ -41,20 +39,23 @@ async def _fake_actor(gateway: RunningGateway, fail: bool = False) -> None:
 
 
 async def test_initialize_and_list_tools_show_the_tools_file(gateway: RunningGateway) -> None:
+    async with mcp_session(gateway, mode="legacy") as session:
+        with warnings.catch_warnings():  # ping is gone from 2026-07-28; handshake clients keep it
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await session.send_ping()
     async with mcp_session(gateway) as session:
-        await session.send_ping()
         listed = await session.list_tools()
     tools = {tool.name: tool for tool in listed.tools}
     assert set(tools) >= {"test_pipeline", "test_echo", "test_wait"}
     assert tools["test_pipeline"].description == "Double then add five"
-    assert tools["test_pipeline"].inputSchema["properties"]["value"]["type"] == "integer"
+    assert tools["test_pipeline"].input_schema["properties"]["value"]["type"] == "integer"
 
 
 async def test_tools_call_creates_the_job_like_rest(gateway: RunningGateway) -> None:
     async with mcp_session(gateway) as session:
         result = await session.call_tool("test_pipeline", {"value": 10})
-    assert result.isError is False
-    job_id = result.structuredContent["job_id"]
+    assert result.is_error is False
+    job_id = result.structured_content["job_id"]
     assert result.content[0].text.startswith(f"Job created successfully with ID: {job_id}\n\n")
     message = await gateway.sent("step-a")
     assert message["job_id"] == job_id
@@ -73,9 +74,9 @@ async def test_a_wait_tool_returns_the_result_with_progress_notifications(
     async with mcp_session(gateway) as session:
         result = await session.call_tool("test_wait", {"value": 21}, progress_callback=on_progress)
     await actor
-    assert result.isError is False
+    assert result.is_error is False
     assert json.loads(result.content[0].text) == 42
-    assert result.structuredContent == {"result": 42}
+    assert result.structured_content == {"result": 42}
     assert [value for value, _, _ in progress] == [10, 50, 100]
     assert all(total == 100 for _, total, _ in progress)
     assert progress[0][2] == "received at 0"
@@ -86,7 +87,7 @@ async def test_a_wait_tool_reports_a_failed_job_as_an_error(gateway: RunningGate
     async with mcp_session(gateway) as session:
         result = await session.call_tool("test_wait", {"value": 1})
     await actor
-    assert result.isError is True
+    assert result.is_error is True
     assert "processing_error: bad value" in result.content[0].text
 
 
@@ -98,13 +99,13 @@ async def test_unknown_tools_and_bad_arguments_are_errors_that_create_no_job(
         mistyped = await session.call_tool("test_pipeline", {"value": "ten"})
         missing = await session.call_tool("test_pipeline", {})
         undeclared = await session.call_tool("test_pipeline", {"value": 1, "extra": True})
-    assert unknown.isError is True
+    assert unknown.is_error is True
     assert "no_such_tool" in unknown.content[0].text
-    assert mistyped.isError is True
+    assert mistyped.is_error is True
     assert "integer" in mistyped.content[0].text
-    assert missing.isError is True
+    assert missing.is_error is True
     assert "value" in missing.content[0].text
-    assert undeclared.isError is True
+    assert undeclared.is_error is True
     assert "extra" in undeclared.content[0].text
     broker_depth = await gateway.broker.depth("step-a")
     assert broker_depth == 0
@@ -139,5 +140,5 @@ async def test_a_wait_tool_whose_job_times_out_returns_the_timeout_error(sqlite_
         mcp_session(gateway) as session,
     ):
         result = await asyncio.wait_for(session.call_tool("stuck", {}), 15)
-    assert result.isError is True
+    assert result.is_error is True
     assert "job timed out after 1 s" in result.content[0].text

@@ -10,8 +10,7 @@ import subprocess
 from typing import Any
 
 import httpx
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
+from mcp import Client
 
 from tests.helpers import asya_command, child_env
 from tests.integration.gateway_vs_actors import handlers
@@ -64,17 +63,13 @@ async def test_rest_and_the_sse_final_update_show_the_key_error_its_traceback_an
 async def test_an_mcp_wait_tool_answers_is_error_with_the_details_in_structured_content(
     mesh: Mesh,
 ) -> None:
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool("test_error_wait", {"reason": "missing_key"})
 
-    assert result.isError is True
+    assert result.is_error is True
     text = result.content[0].text  # type: ignore[union-attr]
     assert "failed: processing_error: 'missing_key'" in text
-    structured = result.structuredContent
+    structured = result.structured_content
     assert structured is not None
     assert structured["error"] == "processing_error: 'missing_key'"
     assert structured["job_id"] in text

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
-from mcp.shared.exceptions import McpError
+from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from tests.integration.gateway_vs_actors.mesh import (
     Mesh,
@@ -25,19 +24,15 @@ async def _job_count(client: httpx.AsyncClient) -> int:
 
 
 async def test_official_client_lists_tools_with_their_json_schema(mesh: Mesh) -> None:
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        init = await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
+        capabilities = session.server_capabilities
         listed = await session.list_tools()
-        await session.send_ping()
 
-    assert init.capabilities.tools is not None
+    assert capabilities.tools is not None
     by_name = {tool.name: tool for tool in listed.tools}
     assert "test_pipeline" in by_name
     assert by_name["test_pipeline"].description == "Double then add five"
-    schema = by_name["test_pipeline"].inputSchema
+    schema = by_name["test_pipeline"].input_schema
     assert schema["required"] == ["value"]
     assert schema["properties"]["value"]["type"] == "integer"
     assert schema["properties"]["mode"]["enum"] == ["fast", "slow"]
@@ -46,17 +41,13 @@ async def test_official_client_lists_tools_with_their_json_schema(mesh: Mesh) ->
 async def test_official_client_tool_call_creates_a_job_with_the_rest_text(
     mesh: Mesh, client: httpx.AsyncClient
 ) -> None:
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool("test_pipeline", {"value": 10})
 
-    assert result.isError is False
-    assert result.structuredContent is not None
-    job_id = result.structuredContent["job_id"]
-    assert result.structuredContent == {"job_id": job_id}
+    assert result.is_error is False
+    assert result.structured_content is not None
+    job_id = result.structured_content["job_id"]
+    assert result.structured_content == {"job_id": job_id}
     assert [(c.type, getattr(c, "text", None)) for c in result.content] == [
         ("text", expected_call_text(job_id))
     ]
@@ -73,17 +64,13 @@ async def test_official_client_wait_tool_returns_the_result_with_progress_notifi
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         notes.append((progress, total, message))
 
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool(
             "test_pipeline_wait", {"value": 10}, progress_callback=on_progress
         )
 
-    assert result.isError is False
-    assert result.structuredContent == {"value": 25}
+    assert result.is_error is False
+    assert result.structured_content == {"value": 25}
     assert json.loads(result.content[0].text) == {"value": 25}  # type: ignore[union-attr]
     progress = [p for p, _, _ in notes]
     assert progress, "no notifications/progress received"
@@ -96,17 +83,13 @@ async def test_official_client_unknown_tool_is_refused_naming_it_and_creates_no_
     mesh: Mesh, client: httpx.AsyncClient
 ) -> None:
     before = await _job_count(client)
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         try:
             result = await session.call_tool("no_such_tool", {})
-        except McpError as exc:
+        except MCPError as exc:
             kind, text = f"json-rpc {exc.error.code}", exc.error.message
         else:
-            kind = "error result" if result.isError else "success"
+            kind = "error result" if result.is_error else "success"
             text = result.content[0].text  # type: ignore[union-attr]
 
     assert kind in {"json-rpc -32602", "error result"}
@@ -118,14 +101,10 @@ async def test_official_client_bad_arguments_give_an_error_result_and_no_job(
     mesh: Mesh, client: httpx.AsyncClient
 ) -> None:
     before = await _job_count(client)
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool("test_pipeline", {"value": "ten"})
 
-    assert result.isError is True
+    assert result.is_error is True
     assert "value" in result.content[0].text  # type: ignore[union-attr]
     assert await _job_count(client) == before
 
@@ -226,26 +205,18 @@ async def test_raw_json_rpc_ping_answers_an_empty_result(raw_mcp: RawMcp) -> Non
 
 
 async def test_wait_tool_wraps_a_result_that_is_not_an_object(mesh: Mesh) -> None:
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool("test_echo_text_wait", {"message": "plain"})
 
-    assert result.isError is False
-    assert result.structuredContent == {"result": "plain"}
+    assert result.is_error is False
+    assert result.structured_content == {"result": "plain"}
     assert json.loads(result.content[0].text) == "plain"  # type: ignore[union-attr]
 
 
 async def test_wait_tool_for_a_failing_job_returns_an_error_result(mesh: Mesh) -> None:
-    async with (
-        streamablehttp_client(f"{mesh.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with Client(f"{mesh.url}/mcp") as session:
         result = await session.call_tool("test_error_wait", {"reason": "wait and fail"})
 
-    assert result.isError is True
+    assert result.is_error is True
     text = result.content[0].text  # type: ignore[union-attr]
     assert "processing_error: Simulated failure: wait and fail" in text

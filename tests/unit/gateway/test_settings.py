@@ -65,6 +65,8 @@ def test_every_variable_is_read() -> None:
             "ASYA_GATEWAY_ACTOR_TOKEN": "tok",
             "ASYA_GATEWAY_MAX_BODY": "1024",
             "ASYA_DB_AUTO_MIGRATE": "false",
+            "ASYA_GATEWAY_ALLOWED_HOSTS": "gw.example.com, gw.example.com:8443",
+            "ASYA_GATEWAY_ALLOWED_ORIGINS": "https://console.example.com",
         }
     )
     assert settings.port == 9000
@@ -78,6 +80,8 @@ def test_every_variable_is_read() -> None:
     assert settings.actor_token == "tok"
     assert settings.max_body == 1024
     assert settings.auto_migrate is False
+    assert settings.allowed_hosts == ("gw.example.com", "gw.example.com:8443")
+    assert settings.allowed_origins == ("https://console.example.com",)
 
 
 @pytest.mark.parametrize(

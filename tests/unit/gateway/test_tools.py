@@ -249,6 +249,21 @@ def test_per_tool_progress_wait_and_zero_timeout() -> None:
     assert (b.wait, b.timeout, b.progress) == (False, 5, True)
 
 
+def test_mcp_tasks_default_to_tools_without_wait_and_can_be_set_per_tool() -> None:
+    registry = parse_tools(
+        {
+            "tools": [
+                {"name": "plain", "route": ["q"]},
+                {"name": "waits", "route": ["q"], "wait": True},
+                {"name": "never", "route": ["q"], "task": False},
+                {"name": "both", "route": ["q"], "wait": True, "task": True},
+            ]
+        }
+    )
+    tasks = {tool.name: tool.task for tool in registry}
+    assert tasks == {"plain": True, "waits": False, "never": False, "both": True}
+
+
 def test_tools_without_timeout_get_the_gateways_default_and_0_means_none() -> None:
     document = yaml.safe_load(
         """
