@@ -27,6 +27,7 @@ from asya.gateway.http import Auth, BodyLimitMiddleware, TimingMiddleware, http_
 from asya.gateway.hub import Hub
 from asya.gateway.listener import Listener
 from asya.gateway.mcp import MCPEndpoint, build_server
+from asya.gateway.mcp_calls import WaitingCalls
 from asya.gateway.mcp_security import transport_security
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import JobUpdate
@@ -110,9 +111,10 @@ def create_app(
     # PostgreSQL tells every replica at once; the poll is then only a safety net.
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
     service = JobService(store, hub, publisher, metrics)
+    waiting_calls = WaitingCalls()
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(
-        app=build_server(service, registry),
+        app=build_server(service, registry, waiting_calls),
         stateless=True,
         security_settings=transport_security(settings.allowed_hosts, settings.allowed_origins),
     )
@@ -151,7 +153,7 @@ def create_app(
             await publisher.close()
             await store.close()
 
-    mcp_endpoint = MCPEndpoint(manager, auth)
+    mcp_endpoint = MCPEndpoint(manager, auth, service, waiting_calls)
     app = Starlette(
         routes=[
             *OVERVIEW_ROUTES,

@@ -6,8 +6,10 @@ job exactly like ``POST /tools/call``. A client that declared the Tasks extensio
 handle instead (:mod:`.mcp_tasks`). A tool with ``wait: true`` follows its job and answers with
 the result, sending ``notifications/progress`` whenever the percent rises (when the client asked
 for progress with a ``progressToken``); a failed job answers ``isError`` with its ``error`` and
-``error_details`` in ``structuredContent``. Schema errors come back as ``isError`` results so an
-agent can read and correct them; neither they nor an unknown tool create a job.
+``error_details`` in ``structuredContent``. A client that abandons a wait-mode call with
+``notifications/cancelled`` cancels its job (:mod:`.mcp_calls`); a dropped connection does not
+(docs/reference/gateway-api.md#mcp-cancellation). Schema errors come back as ``isError``
+results so an agent can read and correct them; neither they nor an unknown tool create a job.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from asya import __version__
-from asya.errors import JobNotFound
+from asya.errors import AsyaError, JobNotFound
 from asya.gateway.http import Auth, error, unauthorized
+from asya.gateway.mcp_calls import CallKey, WaitingCalls, call_key, cancelled_request_id
 from asya.gateway.mcp_guard import body_problem, parse_error, read_body, replay
 from asya.gateway.mcp_tasks import (
     TASKS_EXTENSION,
@@ -36,13 +39,14 @@ from asya.gateway.mcp_tasks import (
     detailed_task,
     load_job,
 )
-from asya.gateway.models import SUCCEEDED, Job, JobUpdate
+from asya.gateway.models import CANCELLED, SUCCEEDED, Job, JobUpdate
 from asya.gateway.service import JobService, PublishFailed, created_text
 from asya.gateway.store import StoreUnavailable
 from asya.gateway.tools import ArgumentsError, Tool, ToolRegistry
 
 logger = logging.getLogger(__name__)
 
+CANCELLED_MARK = b"notifications/cancelled"  # a cheap test before a POST body is parsed again
 WAIT_GRACE = 5.0  # beyond the tool's timeout, so the sweeper's "timed out" wins the race
 GET_JOB = "get_job"
 GET_JOB_TOOL = types.Tool(
@@ -75,6 +79,10 @@ def job_result(job: Job) -> types.CallToolResult:
             structured_content=structured,
             is_error=False,
         )
+    if job.status == CANCELLED:
+        return _error_result(
+            f"Job {job.id} was cancelled", {"job_id": job.id, "status": job.status}
+        )
     if job.terminal:
         return _error_result(
             f"Job {job.id} failed: {job.error}",
@@ -87,8 +95,11 @@ def job_result(job: Job) -> types.CallToolResult:
     )
 
 
-def build_server(service: JobService, tools: ToolRegistry) -> Server[Any]:
-    """The MCP server: the tools file's tools, ``get_job`` and the Tasks extension."""
+def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) -> Server[Any]:
+    """The MCP server: the tools file's tools, ``get_job`` and the Tasks extension.
+
+    Wait-mode calls are kept in ``calls`` while they wait, for ``notifications/cancelled``.
+    """
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -126,7 +137,11 @@ def build_server(service: JobService, tools: ToolRegistry) -> Server[Any]:
                 structured_content={"job_id": job.id},
                 is_error=False,
             )
-        return await _wait(ctx, service, tool, job)
+        key = _call_key(ctx)
+        if key is None:
+            return await _wait(ctx, service, tool, job)
+        with calls.track(key, job.id):
+            return await _wait(ctx, service, tool, job)
 
     async def get_task(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
         job = await load_job(service, params.task_id)
@@ -144,6 +159,16 @@ def build_server(service: JobService, tools: ToolRegistry) -> Server[Any]:
     server.add_request_handler("tasks/cancel", TaskIdParams, cancel)
     server.extensions[TASKS_EXTENSION] = {}
     return server
+
+
+def _call_key(ctx: ServerRequestContext[Any]) -> CallKey | None:
+    """How a ``notifications/cancelled`` POST will name this request (None off HTTP)."""
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    if ctx.request_id is None or not isinstance(headers, Headers):
+        return None
+    client = getattr(request, "client", None)
+    return call_key(headers, client.host if client else None, ctx.request_id)
 
 
 def _wire(result: types.CallToolResult) -> dict[str, Any]:
@@ -203,11 +228,23 @@ async def _wait(
 
 
 class MCPEndpoint:
-    """ASGI endpoint for ``/mcp``: API-key check, then the SDK's session manager."""
+    """ASGI endpoint for ``/mcp``: API-key check, cancels, then the SDK's session manager.
 
-    def __init__(self, manager: StreamableHTTPSessionManager, auth: Auth) -> None:
+    ``notifications/cancelled`` is acted on here, before the SDK acknowledges it: on the
+    stateless transport the SDK serves each POST on its own and cannot tie it to the call.
+    """
+
+    def __init__(
+        self,
+        manager: StreamableHTTPSessionManager,
+        auth: Auth,
+        service: JobService,
+        calls: WaitingCalls,
+    ) -> None:
         self.manager = manager
         self.auth = auth
+        self.service = service
+        self.calls = calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.auth.required("client") and not self.auth.client_ok(Headers(scope=scope)):
@@ -226,5 +263,25 @@ class MCPEndpoint:
             if problem is not None:
                 await parse_error(scope, receive, send, problem)
                 return
+            if CANCELLED_MARK in body:
+                await self._cancel_notified(scope, body)
             receive = replay(body, receive)
         await self.manager.handle_request(scope, receive, send)
+
+    async def _cancel_notified(self, scope: Scope, body: bytes) -> None:
+        """Cancel the job of the wait-mode call a ``notifications/cancelled`` abandons."""
+        request_id = cancelled_request_id(orjson.loads(body))
+        if request_id is None:
+            return
+        client = scope.get("client")
+        key = call_key(Headers(scope=scope), client[0] if client else None, request_id)
+        job_id = self.calls.job_for(key)
+        if job_id is None:
+            logger.info(
+                "notifications/cancelled for request %r: no waiting call of it here", request_id
+            )
+            return
+        try:
+            await self.service.cancel(job_id)
+        except (AsyaError, StoreUnavailable) as exc:  # already ended, or the store is away
+            logger.info("notifications/cancelled for job %s: %s", job_id, exc)
