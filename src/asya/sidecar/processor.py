@@ -212,8 +212,8 @@ class Processor:
         return await self._handle_success(ctx, response)
 
     async def _resolve_payload(self, ctx: MessageContext, message: Message) -> Failure | None:
-        """Put the referenced payload in ``ctx.message`` (docs/reference/message.md#payload-
-        reference); the Failure when it cannot be had."""
+        """Put the referenced payload in ``ctx.message``; the Failure when it cannot be had
+        (docs/reference/message.md#payload-reference)."""
         if self.claim_check is None:
             return Failure(
                 "payload_missing",
