@@ -20,6 +20,8 @@ from typing import Any
 from asya.backoff import Backoff
 from asya.errors import BrokerRefused, ConfigError, StartupError, TransportError
 from asya.logconfig import configure_logging
+from asya.payloads import ClaimCheck, open_store
+from asya.payloads.retention import sweep_forever
 from asya.sidecar.cancellations import CancellationFollower, CancelledJobs
 from asya.sidecar.gate import RuntimeGate
 from asya.sidecar.hooks import Hook, Hooks, MetricsHook, ProgressHook
@@ -94,6 +96,13 @@ class Sidecar:
             self.gate,
             Hooks(hooks),
             cancelled=self.cancelled,
+            claim_check=(
+                ClaimCheck(
+                    open_store(settings.payload_store_url), settings.payload_offload_threshold
+                )
+                if settings.payload_store_url
+                else None
+            ),
         )
         self.metrics_server: MetricsServer | None = None
         if settings.metrics_enabled:
@@ -124,6 +133,7 @@ class Sidecar:
                     "(set ASYA_METRICS_ADDR to a free address, or ASYA_METRICS_ENABLED=false)"
                 ) from exc
         follower = self._start_follower()
+        payload_sweeper = self._start_payload_sweeper()
         try:
             await self._start_transport()
             await self._await_cancellations()
@@ -133,7 +143,20 @@ class Sidecar:
             if follower is not None:
                 follower.cancel()
                 await asyncio.gather(follower, return_exceptions=True)
+            if payload_sweeper is not None:
+                payload_sweeper.cancel()
+                await asyncio.gather(payload_sweeper, return_exceptions=True)
             await self._close()
+
+    def _start_payload_sweeper(self) -> asyncio.Task[None] | None:
+        """Terminal actors delete expired offloaded payloads (asya.payloads.retention)."""
+        claim_check = self.processor.claim_check
+        if claim_check is None or not self.settings.is_terminal:
+            return None
+        return asyncio.create_task(
+            sweep_forever(claim_check.store, self.settings.payload_retention),
+            name="payload-retention",
+        )
 
     def _start_follower(self) -> asyncio.Task[None] | None:
         """The guarded task following the gateway's cancellations (none without a gateway)."""

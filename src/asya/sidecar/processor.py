@@ -18,6 +18,7 @@ from asya.backoff import Backoff
 from asya.envconfig import format_duration
 from asya.errors import TransportError, UnroutableError
 from asya.message import (
+    Message,
     MessageError,
     attempt_of,
     deadline_passed,
@@ -27,6 +28,7 @@ from asya.message import (
     message_problem,
     parse_message,
 )
+from asya.payloads import REF_FIELD, ClaimCheck, InvalidReference, PayloadMissing
 from asya.sidecar import router
 from asya.sidecar.cancellations import CancelledJobs
 from asya.sidecar.gate import RuntimeGate
@@ -92,6 +94,7 @@ class Processor:
         hooks: Hooks,
         clock: Callable[[], float] = time.monotonic,
         cancelled: CancelledJobs | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         self._settings = settings
         self._cancelled = cancelled if cancelled is not None else CancelledJobs()
@@ -108,6 +111,7 @@ class Processor:
         self._own_queues = frozenset(settings.own_queues)
         self._requeue_holds = Backoff(REQUEUE_HOLD_FIRST, cap=REQUEUE_HOLD_MAX)
         self._poison = PoisonGuard(settings.max_deliveries)
+        self.claim_check = claim_check
 
     async def handle(self, delivery: IncomingMessage) -> None:
         """Process and settle one delivery; never raises except on cancellation."""
@@ -180,6 +184,10 @@ class Processor:
                     "DeadlineExceeded",
                 )
                 return await self._fail(ctx, failure, reason="deadline_exceeded")
+        if REF_FIELD in message:  # payload by reference: the runtime gets the real one
+            unresolved = await self._resolve_payload(ctx, message)
+            if unresolved is not None:
+                return await self._fail(ctx, unresolved, reason=unresolved.code)
         # 3. Progress (received, processing) runs beside the runtime call.
         await self._hooks.before_runtime(ctx)
         # 4. Runtime call (pipelined: see RuntimeClient).
@@ -202,6 +210,24 @@ class Processor:
         if isinstance(response, Failure):
             return await self._handle_failure(ctx, response)
         return await self._handle_success(ctx, response)
+
+    async def _resolve_payload(self, ctx: MessageContext, message: Message) -> Failure | None:
+        """Put the referenced payload in ``ctx.message``; the Failure when it cannot be had
+        (docs/reference/message.md#payload-reference)."""
+        if self.claim_check is None:
+            return Failure(
+                "payload_missing",
+                "message carries a payload reference but ASYA_PAYLOAD_STORE_URL is not set",
+                "PayloadMissing",
+            )
+        try:
+            ctx.message = await self.claim_check.resolve(message)
+        except InvalidReference as exc:
+            return Failure("msg_parsing_error", str(exc), "InvalidPayloadReference")
+        except PayloadMissing as exc:
+            return Failure("payload_missing", str(exc), "PayloadMissing")
+        ctx.runtime_body = encode_json(ctx.message)
+        return None
 
     async def _call_runtime(
         self, ctx: MessageContext, settlement: Settlement
@@ -402,6 +428,8 @@ class Processor:
     ) -> None:
         if len(queue.encode()) > router.MAX_QUEUE_NAME_BYTES:
             raise UnroutableError(queue)  # no broker can have such a queue: do not even try
+        if self.claim_check is not None and len(body) > self.claim_check.threshold:
+            body = await self.claim_check.offload(body)
         started = self._clock()
         try:
             await self._transport.publish(queue, body, delay=delay)

@@ -16,11 +16,16 @@ import orjson
 
 from asya.envconfig import DEFAULT_SOCKET_PATH, DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
+from asya.payloads.stores import check_store_url
 from asya.sidecar.router import DEAD_LETTER_QUEUE
 
 TERMINAL_DEFAULT_MAX_RETRIES = 5
 _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ASYA_PAYLOAD_OFFLOAD_THRESHOLD: bodies larger than this carry their payload by reference.
+DEFAULT_OFFLOAD_THRESHOLD = 256 * 1024
+#: ASYA_PAYLOAD_RETENTION: offloaded payloads older than this are deleted.
+DEFAULT_PAYLOAD_RETENTION = 86400.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class SidecarSettings:
     metrics_port: int = 9091
     metrics_namespace: str = "asya_actor"
     custom_metrics: tuple[CustomMetric, ...] = ()
+    payload_store_url: str | None = None
+    payload_offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
+    payload_retention: float = DEFAULT_PAYLOAD_RETENTION
 
     @property
     def name(self) -> str:
@@ -95,6 +103,12 @@ class SidecarSettings:
             name = env.raw(variable)
             if name is not None and len(name.encode()) > 255:
                 raise ConfigError(variable, "queue names are at most 255 bytes")
+        payload_store_url = env.get_optional_str("ASYA_PAYLOAD_STORE_URL")
+        if payload_store_url is not None:
+            try:
+                check_store_url(payload_store_url)
+            except ValueError as exc:
+                raise ConfigError("ASYA_PAYLOAD_STORE_URL", str(exc)) from exc
         return cls(
             queue_name=queue_name,
             transport_url=transport_url,
@@ -120,6 +134,11 @@ class SidecarSettings:
             metrics_port=metrics_port,
             metrics_namespace=namespace,
             custom_metrics=parse_custom_metrics(env.get_optional_str("ASYA_CUSTOM_METRICS")),
+            payload_store_url=payload_store_url,
+            payload_offload_threshold=env.get_int(
+                "ASYA_PAYLOAD_OFFLOAD_THRESHOLD", DEFAULT_OFFLOAD_THRESHOLD, minimum=1
+            ),
+            payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_PAYLOAD_RETENTION),
         )
 
 

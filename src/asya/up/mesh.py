@@ -92,6 +92,11 @@ class Mesh:
         env["ASYA_RABBITMQ_EXCHANGE"] = self.config.exchange
         env["ASYA_STEP_HAPPY_END"] = self.config.happy_end
         env["ASYA_STEP_ERROR_END"] = self.config.error_end
+        # Large payloads by reference (docs/reference/sidecar.md#payloads-by-reference): a
+        # folder of the mesh unless asya.yaml or the shell names another store.
+        env.setdefault(
+            "ASYA_PAYLOAD_STORE_URL", (self.config.state_dir / "payloads").resolve().as_uri()
+        )
         if self.config.gateway is not None:
             env["ASYA_GATEWAY_URL"] = self.config.gateway.url
         else:

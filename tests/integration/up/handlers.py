@@ -23,3 +23,12 @@ def slow(payload: dict[str, Any]) -> dict[str, Any]:
     """Sleeps, then says which process did the work (one per replica)."""
     time.sleep(float(payload["seconds"]))
     return {"slept": payload["seconds"], "pid": os.getpid()}
+
+
+def make_big(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload of ``size`` bytes of text: over the offload threshold it travels by reference."""
+    return {"blob": "b" * int(payload["size"])}
+
+
+def measure_big(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"length": len(payload["blob"])}

@@ -164,3 +164,25 @@ def test_a_custom_metric_clashing_with_a_built_in_one_exits_2(
     }
     assert main(environ) == 2
     assert "ASYA_CUSTOM_METRICS" in capsys.readouterr().err
+
+
+def test_payload_offload_settings() -> None:
+    from asya.sidecar.settings import SidecarSettings as Settings
+
+    base = {"ASYA_QUEUE_NAME": "q"}
+    default = Settings.from_env(base)
+    assert default.payload_store_url is None
+    assert default.payload_offload_threshold == 256 * 1024
+    assert default.payload_retention == 86400.0
+    custom = Settings.from_env(
+        base
+        | {
+            "ASYA_PAYLOAD_STORE_URL": "s3://bucket/prefix",
+            "ASYA_PAYLOAD_OFFLOAD_THRESHOLD": "1000",
+            "ASYA_PAYLOAD_RETENTION": "2h",
+        }
+    )
+    assert custom.payload_store_url == "s3://bucket/prefix"
+    assert (custom.payload_offload_threshold, custom.payload_retention) == (1000, 7200.0)
+    with pytest.raises(ConfigError, match="ASYA_PAYLOAD_STORE_URL"):
+        Settings.from_env(base | {"ASYA_PAYLOAD_STORE_URL": "ftp://x"})

@@ -1,0 +1,76 @@
+"""Offloading a message's payload to a store, and resolving it back (the claim-check pattern).
+
+The sidecar calls :meth:`ClaimCheck.offload` only for bodies over the threshold (one length
+check on the hot path) and :meth:`ClaimCheck.resolve` only for messages that carry a
+reference, so messages under the threshold cost nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from asya.message import Message, decode_json, encode_json, job_id_of
+from asya.payloads.reference import REF_FIELD, PayloadRef, new_key, parse_ref
+from asya.payloads.stores import PayloadStore
+
+#: A payload this small stays inline even in a large message (its bulk is elsewhere).
+MIN_OFFLOAD_BYTES = 1024
+
+
+class PayloadMissing(Exception):
+    """The referenced object is gone (retention, a wiped store) or does not match its
+    reference: the job fails with ``payload_missing``."""
+
+
+class ClaimCheck:
+    def __init__(self, store: PayloadStore, threshold: int) -> None:
+        self.store = store
+        self.threshold = threshold
+
+    async def offload(self, body: bytes) -> bytes:
+        """``body`` with its payload stored and replaced by a reference (unchanged when it has
+        no payload worth moving, or already carries a reference)."""
+        message = decode_json(body)
+        if not isinstance(message, dict) or "payload" not in message or REF_FIELD in message:
+            return body
+        data = encode_json(message["payload"])
+        if len(data) < MIN_OFFLOAD_BYTES:
+            return body
+        key = new_key(job_id_of(message))
+        await asyncio.to_thread(self.store.put, key, data)
+        ref = PayloadRef(
+            store=self.store.kind,
+            key=key,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            bucket=self.store.bucket,
+        )
+        message["payload"] = None
+        message[REF_FIELD] = ref.to_json()
+        return encode_json(message)
+
+    async def resolve(self, message: Message) -> Message:
+        """``message`` with its referenced payload back in place (itself when it has none).
+
+        Raises ``InvalidReference`` for a reference that points outside this store and
+        ``PayloadMissing`` when the object is absent or altered.
+        """
+        if REF_FIELD not in message:
+            return message
+        ref = parse_ref(message[REF_FIELD], store=self.store.kind, bucket=self.store.bucket)
+        data = await asyncio.to_thread(self.store.get, ref.key)
+        return {**_without_ref(message), "payload": _checked_payload(ref, data)}
+
+
+def _without_ref(message: Message) -> dict[str, Any]:
+    return {name: value for name, value in message.items() if name != REF_FIELD}
+
+
+def _checked_payload(ref: PayloadRef, data: bytes | None) -> Any:
+    if data is None:
+        raise PayloadMissing(f"payload object {ref.key!r} not found in the {ref.store} store")
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise PayloadMissing(f"payload object {ref.key!r} does not match its size or sha256")
+    return decode_json(data)
