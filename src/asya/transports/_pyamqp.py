@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 import amqp
 from amqp import exceptions as amqp_errors
+from amqp.connection import NEGOTIATE_CAPABILITIES
+from amqp.transport import TCPTransport
 
 from asya.errors import TransportError
 from asya.transports._rabbitmq_common import RabbitMQSettings
@@ -82,6 +84,10 @@ def open_connection(settings: RabbitMQSettings, *, heartbeat: int = HEARTBEAT) -
     if secure:
         options["ssl"] = ssl.create_default_context()
     connection = amqp.Connection(**options)
+    # No connection.blocked notices: with them announced, py-amqp reads the socket before
+    # every publish to look for one (a system call per message); a blocked broker shows
+    # here as a publish waiting for its confirm up to publish_timeout.
+    connection.negotiate_capabilities = {**NEGOTIATE_CAPABILITIES, "connection.blocked": False}
     try:
         connection.connect()
     except BaseException:
@@ -185,3 +191,13 @@ class LoopChannel(amqp.Channel):  # type: ignore[misc]
         if self.is_open and not getattr(self, "is_closing", False) and self.connection is not None:
             self.is_closing = True
             self.send_method(amqp.spec.Channel.Close, "BsBB", (0, "", 0, 0))
+
+
+def read_ahead(connection: amqp.Connection) -> None:
+    """Let py-amqp's reader take up to 64 KiB per system call instead of exactly what the
+    next frame part needs (three calls per frame); it keeps what is over for the next frame.
+    """
+    transport = connection.transport
+    if isinstance(transport, TCPTransport):  # the TLS transport reads through its SSL object
+        recv = transport.sock.recv
+        transport._quick_recv = lambda wanted: recv(max(wanted, 65536))

@@ -47,6 +47,7 @@ from asya.transports._pyamqp import (
     is_not_found,
     is_outage,
     open_connection,
+    read_ahead,
     translate,
     would_block,
 )
@@ -78,7 +79,9 @@ class _Link:
         self.loop = loop
         self.alive = True
         self._on_lost = on_lost
-        self._fd = connection.sock.fileno()
+        self._sock = connection.sock
+        self._fd = self._sock.fileno()
+        self._blocking_timeout = self._sock.gettimeout()
         self._next_seq = 1
         self._id_prefix = uuid.uuid4().hex[:12] + "."
         # seq -> (future, queue) in publish order; returned: seqs the broker sent back
@@ -96,13 +99,24 @@ class _Link:
     # -- reading -----------------------------------------------------------------------------
 
     def _readable(self) -> None:
-        drain = self.connection.drain_events
+        """Decode and dispatch every complete frame, then give the loop back.
+
+        The socket is non-blocking for the whole pass (py-amqp would switch it for each frame);
+        the callbacks only start tasks and settle futures, and the few frames py-amqp answers
+        itself (channel.close-ok, heartbeats) are tiny.
+        """
+        read = self.connection.blocking_read
+        sock = self._sock
+        sock.settimeout(0)
         try:
             while self.alive:
-                drain(timeout=0)
+                read(None)
         except BaseException as exc:
             if not would_block(exc):
                 self.lose(exc)
+        finally:
+            if self.alive:
+                sock.settimeout(self._blocking_timeout)
 
     async def _beat(self) -> None:
         while self.alive:
@@ -252,6 +266,7 @@ class _Link:
 def _open_publishing(settings: RabbitMQSettings) -> tuple[amqp.Connection, LoopChannel]:
     """Connect and open the confirming channel (blocking: runs in a worker thread)."""
     connection = open_connection(settings)
+    read_ahead(connection)
     try:
         publisher = LoopChannel(connection, None, auto_decode=False)
         publisher.open()
