@@ -93,6 +93,11 @@ class _Link:
         publisher.events["basic_nack"].add(self._on_nack)
         publisher.events["basic_return"].add(self._on_return)
         publisher.on_broker_close = self.lose
+        # Every frame py-amqp writes from here on is gathered and sent once per loop turn:
+        # a relayed message's publish and ack (and their neighbours') cost one system call.
+        self._transport = connection.transport
+        self._outgoing: list[bytes] = []
+        self._transport._write = self._gather
         loop.add_reader(self._fd, self._readable)
         self._heartbeat = loop.create_task(self._beat(), name="amqp-heartbeat")
 
@@ -117,6 +122,28 @@ class _Link:
         finally:
             if self.alive:
                 sock.settimeout(self._blocking_timeout)
+
+    def _gather(self, data: bytes) -> None:
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(bytes(data))
+
+    def _flush(self) -> None:
+        chunks, self._outgoing = self._outgoing, []
+        if not chunks or not self.alive:
+            return
+        try:
+            self._sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except OSError as exc:
+            self.lose(exc)
+
+    def _stop_gathering(self) -> None:
+        """Send what is gathered and write directly again (a blocking close follows)."""
+        self._transport._write = self._sock.sendall
+        chunks, self._outgoing = self._outgoing, []
+        if chunks:
+            with contextlib.suppress(OSError):
+                self._sock.sendall(b"".join(chunks))
 
     async def _beat(self) -> None:
         while self.alive:
@@ -149,8 +176,10 @@ class _Link:
     def close(self) -> None:
         """Stop reading; the caller closes the connection (politely, off the loop)."""
         if self.alive:
+            self._stop_gathering()
             self.alive = False
             self.loop.remove_reader(self._fd)
+            self.publisher.events.clear()  # no callbacks from the closing thread
             self._heartbeat.cancel()
             for future, queue in self.pending.values():
                 if not future.done():
