@@ -22,7 +22,7 @@ from amqp import exceptions as amqp_errors
 from amqp.connection import NEGOTIATE_CAPABILITIES
 from amqp.transport import TCPTransport
 
-from asya.errors import TransportError
+from asya.errors import BrokerRefused, TransportError
 from asya.transports._rabbitmq_common import RabbitMQSettings
 
 T = TypeVar("T")
@@ -37,6 +37,10 @@ HEARTBEAT = 60  # seconds, as aio-pika asks for
 
 class ConnectionLost(TransportError):
     """The connection a publish or settle was riding on went away."""
+
+
+class LoginRefused(amqp_errors.AMQPError):  # type: ignore[misc]
+    """The broker refused the URL's user or password while connecting (not worth retrying)."""
 
 
 def is_outage(exc: BaseException | None) -> bool:
@@ -63,6 +67,10 @@ def translate(what: str) -> Iterator[None]:
         yield
     except (TransportError, asyncio.CancelledError):
         raise
+    except LoginRefused as exc:
+        raise BrokerRefused(
+            f"{what}: the broker refused the login (check the user and password in the URL)"
+        ) from exc
     except FAILURES as exc:
         raise TransportError(f"{what}: {describe(exc)}") from exc
 
@@ -90,9 +98,11 @@ def open_connection(settings: RabbitMQSettings, *, heartbeat: int = HEARTBEAT) -
     connection.negotiate_capabilities = {**NEGOTIATE_CAPABILITIES, "connection.blocked": False}
     try:
         connection.connect()
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             connection.collect()
+        if isinstance(exc, amqp_errors.AccessRefused):  # during the handshake: the login
+            raise LoginRefused(str(exc)) from exc
         raise
     return connection
 

@@ -16,6 +16,11 @@ Operations that wait for the broker's answer and are rare (declare, depth, purge
 the delay queue of a retry) go through a second, blocking connection in a worker thread
 (:class:`._pyamqp.ControlConnection`); opening a consumer waits on the loop for one round trip.
 
+Every delivery carries its delivery count (:mod:`.delivery_count`): on a quorum queue the
+broker's ``x-delivery-count``; on a classic queue, which counts nothing, a redelivery is
+published again with ``x-asya-deliveries`` raised by one (confirmed) and acked before anything
+else sees it.
+
 When the connection drops, pending publishes fail as an outage (``publish`` retries them with
 backoff for ``publish_timeout``), deliveries taken from it can no longer be settled (the broker
 requeues them), and a background task reconnects with growing pauses and consumes again.
@@ -58,11 +63,13 @@ from asya.transports._rabbitmq_common import (
 )
 from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
+from asya.transports.delivery_count import delivery_number, recounted
 from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
 
 log = logging.getLogger(__name__)
 
 MAX_RECONNECT_PAUSE = 30.0
+_RECOUNT_RETRY_PAUSE = 1.0  # after a failed republish of a redelivery, before giving it back
 
 
 class _Link:
@@ -230,19 +237,24 @@ class _Link:
     # -- publishing --------------------------------------------------------------------------
 
     def publish(
-        self, exchange: str, routing_key: str, body: bytes, queue: str
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        queue: str,
+        properties: dict[str, Any] | None = None,
     ) -> asyncio.Future[None]:
-        """Write the publish now; the future ends with its confirm."""
+        """Write the publish now (persistent; ``properties`` kept, but for the message id
+        that matches a return); the future ends with its confirm."""
         seq = self._next_seq
         self._next_seq = seq + 1
         future = self.loop.create_future()
         self.pending[seq] = (future, queue)
+        if properties is None:
+            properties = {"priority": 0, "application_headers": {}}
         message = amqp.Message(
             body,
-            delivery_mode=2,
-            priority=0,
-            headers={},
-            message_id=self._id_prefix + str(seq),
+            **{**properties, "delivery_mode": 2, "message_id": self._id_prefix + str(seq)},
         )
         try:
             self.publisher.basic_publish(
@@ -306,6 +318,11 @@ def _open_publishing(settings: RabbitMQSettings) -> tuple[amqp.Connection, LoopC
     return connection, publisher
 
 
+def _headers_of(message: amqp.Message) -> dict[str, Any] | None:
+    headers = message.properties.get("application_headers")
+    return headers if isinstance(headers, dict) else None
+
+
 def close_quietly_nowait(connection: amqp.Connection) -> None:
     """Drop a broken connection's socket without talking to the broker."""
     with contextlib.suppress(Exception):
@@ -315,21 +332,25 @@ def close_quietly_nowait(connection: amqp.Connection) -> None:
 class PyAmqpDelivery(Delivery):
     """A delivery, settled on its channel with a write that does not wait."""
 
-    __slots__ = ("channel", "link", "tag")
+    __slots__ = ("channel", "link", "message", "tag")
 
     def __init__(
-        self,
-        queue: str,
-        body: bytes,
-        redelivered: bool,
-        channel: amqp.Channel,
-        link: _Link,
-        tag: int,
+        self, queue: str, message: amqp.Message, channel: amqp.Channel, link: _Link
     ) -> None:
-        super().__init__(queue, body, redelivered=redelivered)
+        info = message.delivery_info
+        redelivered = bool(info["redelivered"])
+        deliveries = delivery_number(_headers_of(message), redelivered=redelivered)
+        super().__init__(
+            queue,
+            message.body,
+            # A recounted copy is a first delivery to the broker, not to its message.
+            redelivered=redelivered or (deliveries is not None and deliveries > 1),
+            deliveries=deliveries,
+        )
+        self.message = message
         self.channel = channel
         self.link = link
-        self.tag = tag
+        self.tag: int = info["delivery_tag"]
 
     async def _settle(self, *, ack: bool, requeue: bool) -> None:
         link = self.link
@@ -359,11 +380,16 @@ class PyAmqpSubscription(Subscription):
     """
 
     def __init__(
-        self, queue: str, prefetch: int, on_closed: Callable[[PyAmqpSubscription], None]
+        self,
+        queue: str,
+        prefetch: int,
+        on_closed: Callable[[PyAmqpSubscription], None],
+        republish: Callable[[str, amqp.Message], Awaitable[None]],
     ) -> None:
         self.queue = queue
         self.prefetch = prefetch
         self._on_closed = on_closed
+        self._republish = republish
         self._tag = f"asya-{uuid.uuid4().hex}"
         self.channel: LoopChannel | None = None
         self._link: _Link | None = None
@@ -411,19 +437,14 @@ class PyAmqpSubscription(Subscription):
             self._closing = asyncio.ensure_future(self.close())
 
     def _on_message(self, message: amqp.Message) -> None:
-        info = message.delivery_info
         link = self._link
         assert link is not None and self.channel is not None
-        delivery = PyAmqpDelivery(
-            self.queue,
-            message.body,
-            bool(info["redelivered"]),
-            self.channel,
-            link,
-            info["delivery_tag"],
-        )
+        delivery = PyAmqpDelivery(self.queue, message, self.channel, link)
         if self._cancelled:
             run_in_background(self._give_back(delivery))
+            return
+        if delivery.deliveries is None:
+            run_in_background(self._recount(delivery))
             return
         delivery.on_settled = self._settled
         self._unsettled.add(delivery)
@@ -431,6 +452,24 @@ class PyAmqpSubscription(Subscription):
             self._buffer.put_nowait(delivery)
         else:
             run_in_background(self._handler(delivery))
+
+    async def _recount(self, delivery: PyAmqpDelivery) -> None:
+        """A redelivery on a queue that keeps no count: publish it again with its count raised
+        (confirmed), then ack it; its copy is what gets handed out (delivery_count)."""
+        try:
+            await self._republish(self.queue, delivery.message)
+        except TransportError as exc:
+            log.error(
+                "could not republish a redelivered message of %r with its delivery count; "
+                "giving it back: %s",
+                self.queue,
+                exc,
+            )
+            await asyncio.sleep(_RECOUNT_RETRY_PAUSE)  # not a hot loop if the broker refuses
+            await self._give_back(delivery)
+            return
+        with contextlib.suppress(TransportError):  # a lost ack: the original comes back
+            await delivery.ack()
 
     @staticmethod
     async def _give_back(delivery: PyAmqpDelivery) -> None:
@@ -689,7 +728,7 @@ class PyAmqpTransport(Transport):
             link = self._live_link()
         except ConnectionLost as exc:
             raise TransportError(f"consuming {queue!r}: {exc}") from exc
-        subscription = PyAmqpSubscription(queue, prefetch, self._forget)
+        subscription = PyAmqpSubscription(queue, prefetch, self._forget, self._republish_recounted)
         try:
             with translate(f"consuming {queue!r}"):
                 await subscription.attach(link)
@@ -701,6 +740,25 @@ class PyAmqpTransport(Transport):
             raise
         self._subscriptions.append(subscription)
         return subscription
+
+    async def _republish_recounted(self, queue: str, message: amqp.Message) -> None:
+        """Publish ``message`` again, straight to ``queue``, its delivery count raised by one;
+        returns once the broker confirmed it (persistent, mandatory)."""
+        properties = dict(message.properties)
+        properties["application_headers"] = recounted(_headers_of(message))
+        what = f"republishing a redelivered message to {queue!r}"
+        try:
+            link = self._live_link()
+        except ConnectionLost as exc:
+            raise TransportError(f"{what}: {exc}") from exc
+        future = link.publish("", queue, message.body, queue, properties)
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await future
+        except TimeoutError as exc:
+            raise TransportError(
+                f"{what}: no confirm within {self.settings.publish_timeout:g} s"
+            ) from exc
 
     def _forget(self, subscription: PyAmqpSubscription) -> None:
         with contextlib.suppress(ValueError):
@@ -729,6 +787,13 @@ class PyAmqpTransport(Transport):
             lambda channel: channel.queue_declare(queue, passive=True),
         )
         return int(result.message_count or 0)
+
+    async def consumers(self, queue: str) -> int | None:
+        result = await self._control_ready().run(
+            f"reading the consumers of {queue!r}",
+            lambda channel: channel.queue_declare(queue, passive=True),
+        )
+        return int(result.consumer_count or 0)
 
     async def purge(self, queue: str) -> int:
         def purge(channel: amqp.Channel) -> int:
