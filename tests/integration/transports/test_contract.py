@@ -37,6 +37,8 @@ async def test_messages_arrive_in_publish_order(backend: Backend) -> None:
 
 async def test_large_messages_arrive_intact_beside_small_ones(backend: Backend) -> None:
     """300 KB and 1 MB bodies span many frames and many socket reads."""
+    if backend.kind == "sqs":
+        pytest.skip("SQS caps a message at 256 KiB (test_sqs.py checks the refusal)")
     transport = await backend.connect()
     queue = await backend.declared(transport)
     bodies = [os.urandom(300_000), b"small", os.urandom(1_000_000), os.urandom(131_073)]
