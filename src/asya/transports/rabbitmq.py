@@ -46,7 +46,9 @@ from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
 from asya.transports._rabbitmq_common import (
-    RabbitMQSettings,
+    RabbitMQSettings as RabbitMQSettings,  # re-exported: constructing this transport needs it
+)
+from asya.transports._rabbitmq_common import (
     delay_queue_arguments,
     delay_queue_name,
 )
