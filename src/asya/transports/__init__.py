@@ -86,15 +86,17 @@ def _open_rabbitmq(url: str, exchange: str, options: dict[str, Any]) -> Transpor
     _check_options(options, _RABBITMQ_OPTIONS, "rabbitmq")
     if not exchange:
         raise ValueError("the RabbitMQ exchange name must not be empty")
+    from asya.transports._rabbitmq_common import RabbitMQSettings
+
     try:
-        from asya.transports.rabbitmq import RabbitMQSettings, RabbitMQTransport
+        from asya.transports.pyamqp import PyAmqpTransport
     except ImportError as exc:
         raise ImportError(
-            f"the RabbitMQ transport needs aio-pika: pip install 'asya[rabbitmq]' ({exc})"
+            f"the RabbitMQ transport needs py-amqp: pip install 'asya[rabbitmq]' ({exc})"
         ) from exc
 
     timings = {name: _duration(name, value) for name, value in options.items()}
-    return RabbitMQTransport(RabbitMQSettings(url=url, exchange=exchange, **timings))
+    return PyAmqpTransport(RabbitMQSettings(url=url, exchange=exchange, **timings))
 
 
 def _open_sqlite(url: str, options: dict[str, Any]) -> Transport:

@@ -24,12 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import aio_pika
@@ -47,6 +45,13 @@ from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
+from asya.transports._rabbitmq_common import (
+    RabbitMQSettings as RabbitMQSettings,  # re-exported: constructing this transport needs it
+)
+from asya.transports._rabbitmq_common import (
+    delay_queue_arguments,
+    delay_queue_name,
+)
 from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
 from asya.transports.delivery_count import delivery_number, recounted
@@ -54,30 +59,7 @@ from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
 
 log = logging.getLogger(__name__)
 
-_DELAY_QUEUE_SPARE_MS = 60_000  # an idle delay queue outlives its last message by this much
 _RECOUNT_RETRY_PAUSE = 1.0  # after a failed republish of a redelivery, before giving it back
-
-
-@dataclass(frozen=True)
-class RabbitMQSettings:
-    url: str
-    exchange: str = "asya"
-    publish_timeout: float = 30.0
-    reconnect_interval: float = 1.0
-    connect_timeout: float = 10.0
-
-
-def delay_queue_name(exchange: str, queue: str, delay: float) -> str:
-    """The holding queue for messages to ``queue`` delayed by ``delay`` seconds."""
-    name = f"asya-delay.{exchange}.{queue}.{_delay_ms(delay)}"
-    if len(name.encode()) <= 255:  # AMQP's limit on queue names
-        return name
-    digest = hashlib.sha256(f"{exchange}\0{queue}".encode()).hexdigest()[:16]
-    return f"asya-delay.{digest}.{_delay_ms(delay)}"
-
-
-def _delay_ms(delay: float) -> int:
-    return max(1, round(delay * 1000))
 
 
 def _headers_of(message: DeliveredMessage) -> dict[str, Any] | None:
@@ -455,14 +437,8 @@ class RabbitMQTransport(Transport):
             raise
 
     async def _declare_delay_queue(self, queue: str, delay: float) -> str:
-        ms = _delay_ms(delay)
         name = delay_queue_name(self.settings.exchange, queue, delay)
-        arguments: dict[str, Any] = {
-            "x-message-ttl": ms,
-            "x-dead-letter-exchange": self.settings.exchange,
-            "x-dead-letter-routing-key": queue,
-            "x-expires": ms + _DELAY_QUEUE_SPARE_MS,
-        }
+        arguments = delay_queue_arguments(self.settings.exchange, queue, delay)
         # Redeclared on every delayed publish: that also restarts the x-expires countdown.
         async with self._scratch_channel(f"declaring delay queue {name!r}") as channel:
             await channel.declare_queue(name, durable=True, arguments=arguments, robust=False)  # type: ignore[call-arg]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from asya.transports.base import Transport
 
@@ -178,6 +178,15 @@ class _Reader:
         )
 
 
+@runtime_checkable
+class ExplicitTopology(Protocol):
+    """A RabbitMQ transport (either client) declaring exactly what a topology says."""
+
+    async def declare_exchange(self, spec: ExchangeSpec) -> None: ...
+    async def declare_queue_spec(self, spec: QueueSpec) -> None: ...
+    async def bind(self, spec: BindingSpec) -> None: ...
+
+
 async def apply_topology(
     transport: Transport, topology: Topology, report: Callable[[str, str], None]
 ) -> None:
@@ -193,10 +202,8 @@ async def apply_topology(
             await transport.declare_queue(queue.name)
             report("queue", queue.name)
         return
-    from asya.transports.rabbitmq import RabbitMQTransport
-
-    if not isinstance(transport, RabbitMQTransport):
-        raise TypeError(f"expected a RabbitMQTransport, got {type(transport).__name__}")
+    if not isinstance(transport, ExplicitTopology):
+        raise TypeError(f"{type(transport).__name__} cannot declare exchanges and bindings")
     for exchange in topology.exchanges:
         await transport.declare_exchange(exchange)
         report("exchange", f"{exchange.name} ({exchange.type}, {_traits(exchange.durable)})")

@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 
 from asya.transports import Transport, open_transport
+from asya.transports._rabbitmq_common import RabbitMQSettings, delay_queue_name
 from asya.transports.nats import NatsTransport
-from asya.transports.rabbitmq import RabbitMQTransport, delay_queue_name
+from asya.transports.pyamqp import PyAmqpTransport
+from asya.transports.rabbitmq import RabbitMQTransport
 
-BACKENDS = ["memory", "sqlite", "rabbitmq", "nats", "sqs"]
+#: "rabbitmq" is what open_transport picks for amqp:// (py-amqp on the loop); "aio-pika" the
+#: other RabbitMQ client, kept behind the same contract.
+BACKENDS = ["memory", "sqlite", "rabbitmq", "aio-pika", "nats", "sqs"]
 
 
 class Backend:
@@ -38,8 +42,13 @@ class Backend:
         self.queues.append(name)
         return name
 
-    def open(self, **options: Any) -> Transport:
-        return self.track(open_transport(self.url, exchange=self.exchange, **options))
+    def open(self, url: str | None = None, **options: Any) -> Transport:
+        """A transport on this backend (at ``url`` instead, e.g. through a proxy)."""
+        url = url or self.url
+        if self.kind == "aio-pika":
+            settings = RabbitMQSettings(url=url, exchange=self.exchange, **options)
+            return self.track(RabbitMQTransport(settings))
+        return self.track(open_transport(url, exchange=self.exchange, **options))
 
     def track(self, transport: Transport) -> Transport:
         """Close ``transport`` when the test ends."""
@@ -70,7 +79,7 @@ class Backend:
                 await transport.delete_queue(queue)
             if isinstance(transport, NatsTransport):
                 await transport.delete_stream()
-            if isinstance(transport, RabbitMQTransport):
+            if isinstance(transport, PyAmqpTransport | RabbitMQTransport):
                 for queue, delay in self.delays:
                     await transport.delete_queue(delay_queue_name(self.exchange, queue, delay))
                 await transport.delete_exchange()
@@ -89,9 +98,8 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, unique_name: str
 ) -> AsyncIterator[Backend]:
     kind: str = request.param
-    broker_url = (
-        request.getfixturevalue(f"{kind}_url") if kind in ("rabbitmq", "nats", "sqs") else ""
-    )
+    broker = {"rabbitmq": "rabbitmq", "aio-pika": "rabbitmq", "nats": "nats", "sqs": "sqs"}
+    broker_url = request.getfixturevalue(f"{broker[kind]}_url") if kind in broker else ""
     backend = Backend(
         kind, backend_url(kind, tmp_path, broker_url, unique_name), unique_name, unique_name
     )

@@ -4,6 +4,7 @@ the machine's RabbitMQ."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 
@@ -32,6 +33,24 @@ async def test_messages_arrive_in_publish_order(backend: Backend) -> None:
         assert delivery.redelivered is False
         await delivery.ack()
     assert received == bodies
+
+
+async def test_large_messages_arrive_intact_beside_small_ones(backend: Backend) -> None:
+    """300 KB and 1 MB bodies span many frames and many socket reads."""
+    if backend.kind == "sqs":
+        pytest.skip("SQS caps a message at 256 KiB (test_sqs.py checks the refusal)")
+    transport = await backend.connect()
+    queue = await backend.declared(transport)
+    bodies = [os.urandom(300_000), b"small", os.urandom(1_000_000), os.urandom(131_073)]
+    await asyncio.gather(*(transport.publish(queue, body) for body in bodies))
+
+    receiver = Receiver(await transport.consume(queue, prefetch=4))
+    received = []
+    for _ in bodies:
+        delivery = await receiver.get()
+        received.append(bytes(delivery.body))
+        await delivery.ack()
+    assert sorted(received) == sorted(bodies)
 
 
 async def test_declaring_a_queue_twice_keeps_its_messages(backend: Backend) -> None:

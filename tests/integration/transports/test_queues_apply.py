@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from asya.transports import open_transport
-from asya.transports.rabbitmq import RabbitMQTransport
+from asya.transports.pyamqp import PyAmqpTransport
 from tests.helpers import asya_command, child_env, free_port
 
 SHARED_TERMINAL_QUEUES = ("happy-end", "error-end", "asya-dead-letter")
@@ -34,7 +34,7 @@ async def cleanup(rabbitmq_url: str) -> AsyncIterator[tuple[list[str], list[str]
     yield queues, exchanges
     for exchange in exchanges:
         async with open_transport(rabbitmq_url, exchange=exchange) as transport:
-            assert isinstance(transport, RabbitMQTransport)
+            assert isinstance(transport, PyAmqpTransport)
             for queue in queues:
                 await transport.delete_queue(queue)
             await transport.delete_exchange()

@@ -14,15 +14,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asya.errors import TransportError
-from asya.transports import IncomingMessage, Transport, open_transport
-from asya.transports.rabbitmq import RabbitMQSubscription, delay_queue_name
+from asya.transports import IncomingMessage, Subscription, Transport
+from asya.transports._rabbitmq_common import delay_queue_name
+from asya.transports.pyamqp import PyAmqpSubscription
+from asya.transports.rabbitmq import RabbitMQSubscription
 from tests.helpers import free_port
 
 from .conftest import Backend
 from .proxy import BrokerProxy
 from .receiver import Receiver
 
-pytestmark = pytest.mark.parametrize("backend", ["rabbitmq"], indirect=True)
+pytestmark = pytest.mark.parametrize("backend", ["rabbitmq", "aio-pika"], indirect=True)
 
 
 @pytest.fixture
@@ -36,10 +38,7 @@ async def proxy() -> AsyncIterator[BrokerProxy]:
 
 
 async def via(proxy: BrokerProxy, backend: Backend, **options: object) -> Transport:
-    transport = open_transport(
-        proxy.url, exchange=backend.exchange, reconnect_interval=0.2, **options
-    )
-    backend.track(transport)
+    transport = backend.open(proxy.url, reconnect_interval=0.2, **options)
     await transport.connect()
     return transport
 
@@ -153,12 +152,19 @@ async def test_unreachable_broker_raises_transport_error_without_the_password(
     backend: Backend,
 ) -> None:
     url = f"amqp://guest:s3cret@127.0.0.1:{free_port()}/"
-    transport = open_transport(url, exchange=backend.exchange, connect_timeout=2)
+    transport = backend.open(url, connect_timeout=2)
     with pytest.raises(TransportError) as raised:
         await transport.connect()
     assert "s3cret" not in str(raised.value)
     with pytest.raises(TransportError):
         await transport.publish("anything", b"x")
+
+
+def channel_is_open(subscription: Subscription) -> bool:
+    if isinstance(subscription, RabbitMQSubscription):
+        return not subscription.channel.is_closed
+    assert isinstance(subscription, PyAmqpSubscription)
+    return subscription.channel is not None and subscription.channel.is_open
 
 
 async def test_cancelled_consumer_closes_its_channel_once_its_deliveries_are_settled(
@@ -168,14 +174,13 @@ async def test_cancelled_consumer_closes_its_channel_once_its_deliveries_are_set
     queue = await backend.declared(transport)
     await transport.publish(queue, b"held")
     subscription = await transport.consume(queue)
-    assert isinstance(subscription, RabbitMQSubscription)
     held = await Receiver(subscription).get()
 
     await subscription.cancel()
-    assert not subscription.channel.is_closed  # the held delivery can still be acked on it
+    assert channel_is_open(subscription)  # the held delivery can still be acked on it
     await held.ack()
     await asyncio.sleep(0.2)
-    assert subscription.channel.is_closed
+    assert not channel_is_open(subscription)
     assert await transport.depth(queue) == 0
 
 

@@ -15,11 +15,11 @@ from tests.helpers import child_env
 
 
 def test_amqp_urls_open_rabbitmq_with_the_given_exchange() -> None:
-    from asya.transports.rabbitmq import RabbitMQTransport
+    from asya.transports.pyamqp import PyAmqpTransport
 
     for url in ("amqp://guest:guest@localhost:5672/", "amqps://user:pw@broker/vhost"):
         transport = open_transport(url, exchange="mesh", publish_timeout="5s")
-        assert isinstance(transport, RabbitMQTransport)
+        assert isinstance(transport, PyAmqpTransport)
         assert transport.name == "rabbitmq"
         assert transport.settings.exchange == "mesh"
         assert transport.settings.publish_timeout == 5.0
@@ -96,9 +96,10 @@ def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("sqlite:///q.db") == "sqlite:///q.db"
 
 
-def test_core_transports_work_without_aio_pika_installed(tmp_path: Path) -> None:
+def test_core_transports_work_without_the_rabbitmq_clients_installed(tmp_path: Path) -> None:
     script = (
         "import sys; sys.modules['aio_pika'] = None; sys.modules['aiormq'] = None\n"
+        "sys.modules['amqp'] = None\n"
         "from asya.transports import open_transport\n"
         f"open_transport('sqlite:///{tmp_path}/q.db'); open_transport('memory://')\n"
         "try:\n    open_transport('amqp://localhost/')\n"
@@ -108,7 +109,7 @@ def test_core_transports_work_without_aio_pika_installed(tmp_path: Path) -> None
         [sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    assert "needs aio-pika: pip install 'asya[rabbitmq]'" in result.stdout
+    assert "needs py-amqp: pip install 'asya[rabbitmq]'" in result.stdout
 
 
 def test_nats_url_opens_jetstream_with_query_options_and_names_from_the_exchange() -> None:

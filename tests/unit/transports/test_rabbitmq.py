@@ -7,7 +7,7 @@ import time
 from yarl import URL
 
 from asya.transports._amqp import BackoffConnection
-from asya.transports.rabbitmq import delay_queue_name
+from asya.transports._rabbitmq_common import delay_queue_name
 
 
 async def test_reconnect_pause_grows_with_the_outage_and_is_capped() -> None:
