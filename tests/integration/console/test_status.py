@@ -175,14 +175,21 @@ def test_status_exits_3_when_the_gateway_is_unreachable() -> None:
 def test_jobs_summary_window(gateway: Gateway) -> None:
     short = httpx.get(f"{gateway.url}/jobs/summary", params={"since": "90s"}).json()
     assert short["window_seconds"] == 90
-    assert set(short["counts"]) == {"Pending", "Running", "Succeeded", "Failed", "Unknown"}
+    assert set(short["counts"]) == {
+        "Pending",
+        "Running",
+        "Succeeded",
+        "Failed",
+        "Cancelled",
+        "Unknown",
+    }
     bad = httpx.get(f"{gateway.url}/jobs/summary", params={"since": "yesterday"})
     assert bad.status_code == 400
     assert "since must be a duration" in bad.json()["error"]
 
 
 def test_console_config_and_pages_are_served(gateway: Gateway) -> None:
-    assert httpx.get(f"{gateway.url}/ui/config").json()["cancel"] is False
+    assert httpx.get(f"{gateway.url}/ui/config").json()["cancel"] is True
     root = httpx.get(f"{gateway.url}/", follow_redirects=False)
     assert (root.status_code, root.headers["location"]) == (302, "/ui")
     page = httpx.get(f"{gateway.url}/ui/jobs/%3Cscript%3E")

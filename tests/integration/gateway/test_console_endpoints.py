@@ -52,5 +52,5 @@ async def test_console_pages_and_config(gateway: RunningGateway) -> None:
         assert page.headers["content-type"].startswith("text/html")
     config = (await gateway.client.get("/ui/config")).json()
     assert config["auth_required"] is False
-    assert config["cancel"] is False  # no POST /jobs/{id}/cancel on this gateway
+    assert config["cancel"] is True  # POST /jobs/{id}/cancel exists: the job page offers it
     assert (await gateway.client.get("/ui/static/nope.js")).status_code == 404

@@ -203,9 +203,13 @@ async def test_an_mcp_tool_call_starts_the_trace_too(traced_mesh: TracedMesh) ->
         job = await wait_terminal(client, job_id, within=60)
     assert job["status"] == "Succeeded", job
 
-    spans = job_trace(traced_mesh, job_id, expected=1 + 2 + 3 + 2 + 3)
-    assert len(spans) == 11, tree_text(spans)
+    # The MCP SDK's own server span (`tools/call <tool>`) is the root; ours is its child.
+    spans = job_trace(traced_mesh, job_id, expected=1 + 1 + 2 + 3 + 2 + 3)
+    assert len(spans) == 12, tree_text(spans)
     ids = {s["span_id"] for s in spans}
-    assert [s["name"] for s in spans if s["parent_span_id"] is None] == ["call shout_words"]
+    (root,) = [s for s in spans if s["parent_span_id"] is None]
+    assert root["name"] == "tools/call shout_words"
+    (call,) = by_name(spans, "call shout_words")
+    assert call["parent_span_id"] == root["span_id"]
     assert [s for s in spans if s["parent_span_id"] not in (None, *ids)] == []
     assert len(by_name(spans, "report succeeded")) == 1

@@ -76,5 +76,5 @@ def test_ensure_services_trusts_an_open_rabbitmq_port(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "PostgreSQL and RabbitMQ are up" in result.stdout
+    assert "PostgreSQL, RabbitMQ and NATS are up" in result.stdout
     assert not (tmp_path / "calls").exists()  # neither asked nor started

@@ -55,7 +55,7 @@ def test_the_first_actor_runs_from_a_folder_of_ones_own(tmp_path: Path) -> None:
     asya = shutil.which("asya", path=env["PATH"])
     assert asya is not None
     assert Path(asya).parent == venv_bin
-    up, call, jobs = run
+    up, call, jobs, status = run
     assert up.split() == ["asya", "up"]
     log_path = folder / "up.log"
     with log_path.open("wb") as log:
@@ -76,6 +76,11 @@ def test_the_first_actor_runs_from_a_folder_of_ones_own(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         assert "shout" in listed.stdout
         assert "Succeeded" in listed.stdout
+        shown = subprocess.run(
+            shlex.split(status), cwd=folder, env=env, capture_output=True, text=True, timeout=30
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "shout" in shown.stdout
     finally:
         assert stop_mesh(mesh) == 0
     assert "mesh ready" in mesh.log()
