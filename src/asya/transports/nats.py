@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,8 @@ from nats.aio.msg import Msg
 from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
-from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
+from asya.transports._buffered import BufferedSubscription
+from asya.transports.base import Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
 from asya.transports.nats_names import consumer_name, stream_name
 
@@ -117,7 +118,7 @@ def _not_before(msg: Msg) -> float:
         return 0.0
 
 
-class NatsSubscription(Subscription):
+class NatsSubscription(BufferedSubscription[NatsDelivery]):
     """Pulls from one durable consumer into a private inbox, ``prefetch`` at most in hand.
 
     Each pull request has its own reply subject (``<inbox>.<n>``) so its end (the server's 408
@@ -126,6 +127,7 @@ class NatsSubscription(Subscription):
     """
 
     def __init__(self, transport: NatsTransport, queue: str, consumer: str, prefetch: int) -> None:
+        super().__init__()
         self.transport = transport
         self.queue = queue
         self.prefetch = prefetch
@@ -134,12 +136,6 @@ class NatsSubscription(Subscription):
         self._sub: Any = None
         self._requests: dict[str, tuple[int, float]] = {}  # reply subject -> (left, deadline)
         self._ids = itertools.count()
-        self._unsettled: set[NatsDelivery] = set()
-        self._buffer: asyncio.Queue[NatsDelivery | None] = asyncio.Queue()
-        self._handler: Callable[[IncomingMessage], Awaitable[None]] | None = None
-        self._cancelled = False
-        self._ended = asyncio.Event()
-        self._error: TransportError | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._deferrals: dict[int, int] = {}  # stream sequence -> times this one deferred it
 
@@ -227,12 +223,7 @@ class NatsSubscription(Subscription):
             await self.pull()
             return
         delivery = NatsDelivery(msg, self.queue, deferred=self._deferrals.pop(sequence, 0))
-        delivery.on_settled = self._settled
-        self._unsettled.add(delivery)
-        if self._handler is None:
-            self._buffer.put_nowait(delivery)
-        else:
-            run_in_background(self._handler(delivery))
+        self._dispatch(delivery)
 
     def _count_against_oldest_request(self) -> None:
         """A message arrives under its own subject, not the request's reply subject; the
@@ -254,47 +245,12 @@ class NatsSubscription(Subscription):
 
     # -- protocol ----------------------------------------------------------------------------
 
-    async def serve(self, handler: Callable[[IncomingMessage], Awaitable[None]]) -> None:
-        self._handler = handler
-        while not self._buffer.empty():  # delivered before serve() was called
-            delivery = self._buffer.get_nowait()
-            if delivery is None:
-                break
-            run_in_background(handler(delivery))
-        await self._ended.wait()
-        if self._error is not None:
-            raise self._error
-
-    def __aiter__(self) -> AsyncIterator[IncomingMessage]:
-        return self
-
-    async def __anext__(self) -> IncomingMessage:
-        if self._cancelled and self._buffer.empty():
-            raise StopAsyncIteration
-        delivery = await self._buffer.get()
-        if delivery is None:
-            self._buffer.put_nowait(None)  # keep later calls ending too
-            raise StopAsyncIteration
-        return delivery
-
-    def _end(self, error: TransportError | None = None) -> None:
-        if self._error is None:
-            self._error = error
-        self._cancelled = True
-        self._buffer.put_nowait(None)
-        self._ended.set()
-
     async def cancel(self) -> None:
         """Stop pulling; buffered deliveries go back now, held ones can still be settled."""
         if self._cancelled and self._ended.is_set() and self._buffer.empty():
             return
         self._cancelled = True
-        while not self._buffer.empty():
-            pending = self._buffer.get_nowait()
-            if pending is not None:
-                self._unsettled.discard(pending)
-                with contextlib.suppress(TransportError):
-                    await pending.nack(requeue=True)
+        await self._give_back_buffered()
         self._end()
         if not self._requests:
             await self._unsubscribe()

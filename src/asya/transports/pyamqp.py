@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import amqp
@@ -41,6 +41,7 @@ import amqp
 from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
+from asya.transports._buffered import BufferedSubscription
 from asya.transports._pyamqp import (
     FAILURES,
     HEARTBEAT,
@@ -61,7 +62,7 @@ from asya.transports._rabbitmq_common import (
     delay_queue_arguments,
     delay_queue_name,
 )
-from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
+from asya.transports.base import Subscription, Transport, run_in_background
 from asya.transports.delivery import Delivery
 from asya.transports.delivery_count import delivery_number, recounted
 from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
@@ -371,7 +372,7 @@ class PyAmqpDelivery(Delivery):
             ) from exc
 
 
-class PyAmqpSubscription(Subscription):
+class PyAmqpSubscription(BufferedSubscription[PyAmqpDelivery]):
     """A consumer on its own channel (QoS = prefetch), consuming again after a reconnect.
 
     ``serve`` starts the handler in a task of its own for every delivery; iterating buffers
@@ -386,6 +387,7 @@ class PyAmqpSubscription(Subscription):
         on_closed: Callable[[PyAmqpSubscription], None],
         republish: Callable[[str, amqp.Message], Awaitable[None]],
     ) -> None:
+        super().__init__()
         self.queue = queue
         self.prefetch = prefetch
         self._on_closed = on_closed
@@ -393,13 +395,7 @@ class PyAmqpSubscription(Subscription):
         self._tag = f"asya-{uuid.uuid4().hex}"
         self.channel: LoopChannel | None = None
         self._link: _Link | None = None
-        self._buffer: asyncio.Queue[PyAmqpDelivery | None] = asyncio.Queue()
-        self._handler: Callable[[IncomingMessage], Awaitable[None]] | None = None
-        self._unsettled: set[Delivery] = set()
-        self._cancelled = False
         self._cancel_called = False
-        self._ended = asyncio.Event()
-        self._error: TransportError | None = None
         self._closing: asyncio.Future[None] | None = None
 
     @property
@@ -446,12 +442,7 @@ class PyAmqpSubscription(Subscription):
         if delivery.deliveries is None:
             run_in_background(self._recount(delivery))
             return
-        delivery.on_settled = self._settled
-        self._unsettled.add(delivery)
-        if self._handler is None:
-            self._buffer.put_nowait(delivery)
-        else:
-            run_in_background(self._handler(delivery))
+        self._dispatch(delivery)
 
     async def _recount(self, delivery: PyAmqpDelivery) -> None:
         """A redelivery on a queue that keeps no count: publish it again with its count raised
@@ -482,37 +473,8 @@ class PyAmqpSubscription(Subscription):
     def end(self, error: TransportError | None = None) -> None:
         self._end(error)
 
-    def _end(self, error: TransportError | None = None) -> None:
-        if self._error is None:
-            self._error = error
-        self._cancelled = True
-        self._buffer.put_nowait(None)
-        self._ended.set()
-
-    async def serve(self, handler: Callable[[IncomingMessage], Awaitable[None]]) -> None:
-        self._handler = handler
-        while not self._buffer.empty():  # delivered before serve() was called
-            delivery = self._buffer.get_nowait()
-            if delivery is None:
-                break
-            run_in_background(handler(delivery))
-        await self._ended.wait()
-        if self._error is not None:
-            raise self._error
-
-    def __aiter__(self) -> AsyncIterator[IncomingMessage]:
-        return self
-
-    async def __anext__(self) -> IncomingMessage:
-        while True:
-            if self._cancelled and self._buffer.empty():
-                raise StopAsyncIteration
-            delivery = await self._buffer.get()
-            if delivery is None:
-                self._buffer.put_nowait(None)  # keep later calls ending too
-                raise StopAsyncIteration
-            if delivery.link.alive:
-                return delivery
+    def _usable(self, delivery: PyAmqpDelivery) -> bool:
+        return delivery.link.alive
 
     def _settled(self, delivery: Delivery) -> None:
         self._unsettled.discard(delivery)
@@ -535,13 +497,7 @@ class PyAmqpSubscription(Subscription):
                         f"cancelling the consumer of {self.queue!r}: {describe(exc)}"
                     ) from exc
         finally:
-            while not self._buffer.empty():
-                pending = self._buffer.get_nowait()
-                if pending is not None:
-                    self._unsettled.discard(pending)
-                    pending.on_settled = None  # handled here: no close() scheduled by _settled
-                    with contextlib.suppress(TransportError):
-                        await pending.nack(requeue=True)
+            await self._give_back_buffered()  # no close() scheduled by _settled for these
             self._end()
             if not self._unsettled:
                 await self.close()

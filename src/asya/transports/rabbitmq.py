@@ -45,6 +45,7 @@ from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError
 from asya.transports import redact_url
 from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
+from asya.transports._buffered import BufferedSubscription
 from asya.transports._rabbitmq_common import (
     RabbitMQSettings as RabbitMQSettings,  # re-exported: constructing this transport needs it
 )
@@ -52,7 +53,7 @@ from asya.transports._rabbitmq_common import (
     delay_queue_arguments,
     delay_queue_name,
 )
-from asya.transports.base import IncomingMessage, Subscription, Transport, run_in_background
+from asya.transports.base import Subscription, Transport
 from asya.transports.delivery import Delivery
 from asya.transports.delivery_count import delivery_number, recounted
 from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
@@ -109,7 +110,7 @@ class RabbitMQDelivery(Delivery):
             raise TransportError(f"{what}: {describe(exc)}") from exc
 
 
-class RabbitMQSubscription(Subscription):
+class RabbitMQSubscription(BufferedSubscription[RabbitMQDelivery]):
     """A consumer on its own channel (QoS = prefetch).
 
     It consumes through aiormq directly: aio-pika's consumer wraps every delivery in an
@@ -129,19 +130,14 @@ class RabbitMQSubscription(Subscription):
         on_closed: Callable[[RabbitMQSubscription], None],
         republish: Callable[[str, DeliveredMessage], Awaitable[None]],
     ) -> None:
+        super().__init__()
         self.queue = queue
         self.channel = channel
         self._on_closed = on_closed
         self._republish = republish
         self._tag = f"asya-{uuid.uuid4().hex}"
-        self._buffer: asyncio.Queue[RabbitMQDelivery | None] = asyncio.Queue()
-        self._handler: Callable[[IncomingMessage], Awaitable[None]] | None = None
-        self._unsettled: set[Delivery] = set()
         self._underlay: aiormq.Channel | None = None
-        self._cancelled = False
         self._cancel_called = False
-        self._ended = asyncio.Event()
-        self._error: TransportError | None = None
         self._closing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -167,13 +163,6 @@ class RabbitMQSubscription(Subscription):
         if frame.consumer_tag == self._tag:
             self._end(TransportError(f"the broker cancelled the consumer of {self.queue!r}"))
 
-    def _end(self, error: TransportError | None = None) -> None:
-        if self._error is None:
-            self._error = error
-        self._cancelled = True
-        self._buffer.put_nowait(None)
-        self._ended.set()
-
     async def _on_delivered(self, message: DeliveredMessage) -> None:
         delivery = RabbitMQDelivery(message, self.queue)
         if self._cancelled:
@@ -183,12 +172,9 @@ class RabbitMQSubscription(Subscription):
         if delivery.deliveries is None:
             await self._recount(delivery)
             return
-        delivery.on_settled = self._settled
-        self._unsettled.add(delivery)
-        if self._handler is None:
-            self._buffer.put_nowait(delivery)
-        else:
-            await self._handler(delivery)
+        handler = self._hold(delivery)
+        if handler is not None:
+            await handler(delivery)
 
     async def _recount(self, delivery: RabbitMQDelivery) -> None:
         """A redelivery on a queue that keeps no count: republish it with its count raised
@@ -209,33 +195,8 @@ class RabbitMQSubscription(Subscription):
         with contextlib.suppress(TransportError):  # a lost ack: the original comes back
             await delivery.ack()
 
-    async def serve(self, handler: Callable[[IncomingMessage], Awaitable[None]]) -> None:
-        self._handler = handler
-        while not self._buffer.empty():  # delivered before serve() was called
-            delivery = self._buffer.get_nowait()
-            if delivery is None:
-                break
-            run_in_background(handler(delivery))
-        await self._ended.wait()
-        if self._error is not None:
-            raise self._error
-
-    def __aiter__(self) -> AsyncIterator[IncomingMessage]:
-        return self
-
-    async def __anext__(self) -> IncomingMessage:
-        # asyncio.Queue.get gives up cleanly when cancelled, so callers may use wait_for.
-        while True:
-            if self._cancelled and self._buffer.empty():
-                raise StopAsyncIteration
-            delivery = await self._buffer.get()
-            if delivery is None:
-                self._buffer.put_nowait(None)  # keep later calls ending too
-                raise StopAsyncIteration
-            if not delivery.channel.is_closed:
-                return delivery
-            # Its channel died (broker restart): the broker has requeued it already.
-            self._unsettled.discard(delivery)
+    def _usable(self, delivery: RabbitMQDelivery) -> bool:
+        return not delivery.channel.is_closed
 
     def _settled(self, delivery: Delivery) -> None:
         self._unsettled.discard(delivery)
@@ -254,13 +215,7 @@ class RabbitMQSubscription(Subscription):
                 with translate(f"cancelling the consumer of {self.queue!r}"):
                     await underlay.basic_cancel(self._tag)
         finally:
-            while not self._buffer.empty():
-                pending = self._buffer.get_nowait()
-                if pending is not None:
-                    self._unsettled.discard(pending)
-                    pending.on_settled = None  # handled here: no close() scheduled by _settled
-                    with contextlib.suppress(TransportError):
-                        await pending.nack(requeue=True)
+            await self._give_back_buffered()  # no close() scheduled by _settled for these
             self._end()
             if not self._unsettled:
                 await self.close()
