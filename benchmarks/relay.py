@@ -34,9 +34,9 @@ KINDS = {"aio-pika": "bare aio-pika relay", "py-amqp": "bare py-amqp relay", "ac
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="asya bench relay", description=__doc__)
-    parser.add_argument("--messages", type=int, default=10_000, help="messages per run")
+    parser.add_argument("--messages", type=int, default=5_000, help="messages per run")
     parser.add_argument("--prefetch", default="1,10,100", help="comma-separated prefetch values")
-    parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--size", type=int, default=200, help="message size in bytes")
     parser.add_argument(
         "--repeat",
