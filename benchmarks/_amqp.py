@@ -1,14 +1,16 @@
 """Shared machinery of the RabbitMQ benchmarks (relay, pipeline): names, driver, children.
 
 The driver preloads the input queue, then starts the system under test and counts arrivals on
-the output queue: throughput is measured between the first and the last arrival, so process
-start-up is left out. Latency is measured separately with one message in flight at a time.
+the output queue: throughput is measured over the window of ``_window.py`` (the first step's
+first message to the N-th arrival), CPU over the same window, so process start-up is left out.
+Latency is measured separately with one message in flight at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -16,20 +18,53 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import aio_pika
 import orjson
 
+from benchmarks._window import Arrivals
 from benchmarks.common import SRC_DIR, child_env, free_port
 
 AMQP_URL = os.environ.get("ASYA_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
+BENCH_DIR = Path(__file__).resolve().parent
+
 NOOP_HANDLERS = """
+from pathlib import Path
+
+from bench_marker import mark_first_start
+
+MARKER = str(Path(__file__).with_name("first-start"))
+
+
 def noop(payload):
     return payload
+
+
+def first(payload):
+    mark_first_start(MARKER)
+    return payload
 """
+
+#: Process kinds told apart in the CPU columns, by a piece of their command line.
+ROLES = (
+    ("sidecar", ("asya.sidecar", "cli sidecar")),
+    ("runtime", ("asya.runtime", "cli runtime")),
+    ("actor", ("cli actor",)),
+    ("celery worker", ("celery",)),
+    ("aio-pika relay", ("_bare_relay.py",)),
+    ("py-amqp relay", ("_bare_pyamqp_relay.py",)),
+)
+
+
+def bare_clients() -> list[str]:
+    """The clients of the bare relays that can run here: py-amqp needs the ``bench`` extra."""
+    if importlib.util.find_spec("amqp") is None:
+        print("py-amqp is not installed: no bare py-amqp relay (pip install 'asya[bench]')")
+        return ["aio-pika"]
+    return ["aio-pika", "py-amqp"]
 
 
 def unique_prefix(kind: str) -> str:
@@ -51,6 +86,9 @@ class Children:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="asya-bench-"))
         (self.workdir / "bench_handlers.py").write_text(NOOP_HANDLERS)
+        (self.workdir / "bench_marker.py").write_text((BENCH_DIR / "_marker.py").read_text())
+        #: Where the first step writes the time of its first message (see ``_window.py``).
+        self.marker = self.workdir / "first-start"
 
     def start(self, args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(list(args), cwd=self.workdir, env=env, start_new_session=True)
@@ -58,8 +96,16 @@ class Children:
         return proc
 
     def start_actor(
-        self, queue: str, exchange: str, prefetch: int, prefix: str, extra: Sequence[str] = ()
+        self,
+        queue: str,
+        exchange: str,
+        prefetch: int,
+        prefix: str,
+        *,
+        first: bool = False,
+        transport_url: str = AMQP_URL,
     ) -> subprocess.Popen[bytes]:
+        """``asya actor`` with a no-op handler; the ``first`` step also writes the marker."""
         env = child_env(
             {
                 "ASYA_STEP_HAPPY_END": f"{prefix}-happy-end",
@@ -68,10 +114,27 @@ class Children:
                 "PYTHONPATH": os.pathsep.join([str(SRC_DIR), str(self.workdir)]),
             }
         )
-        args = [sys.executable, "-m", "asya.cli", "actor", "--handler", "bench_handlers.noop"]
-        args += ["--queue", queue, "--transport-url", AMQP_URL, "--exchange", exchange]
-        args += ["--prefetch", str(prefetch), "--timeout", "30s", *extra]
+        handler = "bench_handlers.first" if first else "bench_handlers.noop"
+        args = [sys.executable, "-m", "asya.cli", "actor", "--handler", handler]
+        args += ["--queue", queue, "--transport-url", transport_url, "--exchange", exchange]
+        args += ["--prefetch", str(prefetch), "--timeout", "30s"]
         return self.start(args, env)
+
+    def start_bare_relay(
+        self,
+        client: str,
+        exchange: str,
+        source: str,
+        destination: str,
+        prefetch: int,
+        *,
+        first: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """A bare relay (``client``: aio-pika or py-amqp); the ``first`` one writes the marker."""
+        script = "_bare_relay.py" if client == "aio-pika" else "_bare_pyamqp_relay.py"
+        args = [sys.executable, str(BENCH_DIR / script), AMQP_URL, exchange, source, destination]
+        args += [str(prefetch), str(self.marker) if first else ""]
+        return self.start(args, child_env())
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each child's process tree, keyed by role."""
@@ -94,12 +157,27 @@ class Children:
                 except psutil.NoSuchProcess:
                     continue
                 role = next(
-                    (r for r in ("sidecar", "runtime", "actor") if f"asya.{r}" in cmdline
-                     or f"cli {r}" in cmdline),
-                    "relay",
-                )  # fmt: skip
+                    (role for role, marks in ROLES if any(m in cmdline for m in marks)), "other"
+                )
                 usage[role] = usage.get(role, 0.0) + times.user + times.system
         return usage
+
+    def check_alive(self) -> None:
+        """Raise if a child has exited (it failed to start: its error is on stderr above)."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with {proc.returncode}")
+
+    async def settle(self) -> None:
+        """Wait (30 s at most) until the children are idle: under 5 % of a core for 0.25 s."""
+        deadline = time.monotonic() + 30.0
+        before = sum(self.cpu_seconds().values())
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            now = sum(self.cpu_seconds().values())
+            if now - before < 0.0125:
+                return
+            before = now
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -121,13 +199,36 @@ class Children:
             self.workdir.rmdir()
 
 
-class Driver:
+class CpuMeter:
+    """CPU time of the children by process kind, from ``start()`` to ``per_message()``."""
+
+    def __init__(self, children: Children) -> None:
+        self._children = children
+        self._start: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = self._children.cpu_seconds()
+
+    def per_message(self, count: int) -> str:
+        """``"sidecar 310 + runtime 120 = 430"``: µs per message of each kind, and their sum."""
+        used = {
+            role: (spent - self._start.get(role, 0.0)) / count * 1e6
+            for role, spent in self._children.cpu_seconds().items()
+        }
+        parts = {role: us for role, us in used.items() if us >= 1}
+        if not parts:
+            return "-"
+        text = " + ".join(f"{role} {us:.0f}" for role, us in parts.items())
+        return text if len(parts) == 1 else f"{text} = {sum(parts.values()):.0f}"
+
+
+class Driver(Arrivals):
     """Publishes into the system under test and watches its output queue."""
 
     def __init__(self, exchange: str, output_queue: str) -> None:
+        super().__init__()
         self.exchange_name = exchange
         self.output_queue = output_queue
-        self.arrivals: asyncio.Queue[float] = asyncio.Queue()
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._queues: list[str] = []
 
@@ -147,7 +248,7 @@ class Driver:
         self._sink_tag = await self._sink.consume(self._on_output, no_ack=True)
 
     async def _on_output(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.arrivals.put_nowait(time.perf_counter())
+        self.arrived()
 
     async def preload(self, queue: str, body: bytes, count: int, batch: int = 500) -> None:
         for start in range(0, count, batch):
@@ -167,30 +268,6 @@ class Driver:
             aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=routing_key,
         )
-
-    async def throughput(
-        self, count: int, within: float, on_first: Callable[[], object] | None = None
-    ) -> tuple[float, float]:
-        """Wait for ``count`` outputs; (seconds between first and last, msgs/s)."""
-        first = await asyncio.wait_for(self.arrivals.get(), within)
-        if on_first is not None:
-            on_first()
-        last = first
-        deadline = time.perf_counter() + within
-        for _ in range(count - 1):
-            last = await asyncio.wait_for(self.arrivals.get(), deadline - time.perf_counter())
-        seconds = max(last - first, 1e-9)
-        return seconds, (count - 1) / seconds
-
-    async def latencies(self, send: object, samples: int) -> list[float]:
-        """Round trips (ms) of ``samples`` messages sent one at a time by ``send()``."""
-        result = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            await send()  # type: ignore[operator]
-            arrived = await asyncio.wait_for(self.arrivals.get(), 30.0)
-            result.append((arrived - started) * 1000)
-        return result
 
     async def close(self, delete: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
         """Delete this run's queues (and ``delete``) and exchanges (and ``exchanges``)."""

@@ -8,9 +8,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from benchmarks._window import Window
 
 SRC_DIR = Path(__file__).resolve().parent.parent / "src"
 
@@ -41,6 +45,19 @@ class Result:
     seconds: float
     latencies_ms: Sequence[float] = ()
     extra: dict[str, str] | None = None
+    #: The raw timestamps the rate comes from (throughput runs of relay and pipeline).
+    window: Window | None = None
+
+    @classmethod
+    def over(
+        cls,
+        name: str,
+        window: Window,
+        latencies_ms: Sequence[float] = (),
+        extra: dict[str, str] | None = None,
+    ) -> Result:
+        """A result whose rate is ``window``'s: N over first start → N-th completion."""
+        return cls(name, window.count, window.seconds, latencies_ms, extra, window)
 
     @property
     def rate(self) -> float:
@@ -58,19 +75,28 @@ class Result:
         return statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan")
 
 
-def print_table(title: str, results: Sequence[Result], unit: str = "msg/s") -> None:
-    """Print results side by side; each row also shows its rate relative to the first row."""
+def print_table(
+    title: str,
+    results: Sequence[Result],
+    unit: str = "msg/s",
+    *,
+    baseline: Result | None = None,
+    baseline_label: str = "vs first",
+    caption: str | None = None,
+) -> None:
+    """Print results side by side, each with its rate relative to ``baseline`` (the first row)."""
     extra_columns: list[str] = []
     for result in results:
         for key in result.extra or {}:
             if key not in extra_columns:
                 extra_columns.append(key)
-    table = Table(title=title)
-    for column in ["run", "count", unit, "vs first", "p50 ms", "p99 ms", *extra_columns]:
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for column in ["run", "count", unit, baseline_label, "p50 ms", "p99 ms", *extra_columns]:
         table.add_column(column, justify="left" if column == "run" else "right")
-    baseline = results[0].rate if results else 0.0
+    reference = baseline or (results[0] if results else None)
+    base_rate = reference.rate if reference else 0.0
     for result in results:
-        ratio = f"{result.rate / baseline:.2f}" if baseline else "-"
+        ratio = f"{result.rate / base_rate:.2f}" if base_rate else "-"
         table.add_row(
             result.name,
             str(result.count),
