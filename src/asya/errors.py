@@ -8,6 +8,11 @@ translated into these at the edge (``raise TransportError(...) from exc``).
 from __future__ import annotations
 
 
+def describe(exc: BaseException) -> str:
+    """``"Type: text"`` for an exception, or just its type when it has no text (log lines)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class AsyaError(Exception):
     """Root of every error raised on purpose by Asya.
 

@@ -18,7 +18,7 @@ import aio_pika
 import aiormq
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from asya.errors import BrokerRefused, TransportError
+from asya.errors import BrokerRefused, TransportError, describe
 
 FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
 
@@ -76,10 +76,6 @@ _LOGIN_REFUSED = (
 def is_outage(exc: BaseException | None) -> bool:
     """True for a lost or missing connection (worth waiting for), False for a refusal."""
     return isinstance(exc, FAILURES) and not isinstance(exc, _REFUSALS)
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from amqp import exceptions as amqp_errors
 from amqp.connection import NEGOTIATE_CAPABILITIES
 from amqp.transport import TCPTransport
 
-from asya.errors import BrokerRefused, TransportError
+from asya.errors import BrokerRefused, TransportError, describe
 from asya.transports._rabbitmq_common import RabbitMQSettings
 
 T = TypeVar("T")
@@ -54,10 +54,6 @@ def is_outage(exc: BaseException | None) -> bool:
 
 def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, amqp_errors.NotFound)
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @contextlib.contextmanager

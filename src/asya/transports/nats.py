@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from asya.backoff import Backoff
-from asya.errors import TransportError, UnroutableError
+from asya.errors import TransportError, UnroutableError, describe
 from asya.transports import redact_url
 from asya.transports._buffered import BufferedSubscription
 from asya.transports.base import Subscription, Transport, run_in_background
@@ -60,10 +60,6 @@ class NatsSettings:
 def _check_token(what: str, name: str) -> None:
     if not name or any(c in name for c in " \t\r\n*>") or name.startswith(".") or ".." in name:
         raise ValueError(f"{what} {name!r} cannot be part of a NATS subject")
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 _FAILURES: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, TimeoutError)

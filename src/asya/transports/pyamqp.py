@@ -39,7 +39,7 @@ from typing import Any
 import amqp
 
 from asya.backoff import Backoff
-from asya.errors import TransportError, UnroutableError
+from asya.errors import TransportError, UnroutableError, describe
 from asya.transports import redact_url
 from asya.transports._buffered import BufferedSubscription
 from asya.transports._pyamqp import (
@@ -49,7 +49,6 @@ from asya.transports._pyamqp import (
     ControlConnection,
     LoopChannel,
     close_quietly,
-    describe,
     is_not_found,
     is_outage,
     open_connection,

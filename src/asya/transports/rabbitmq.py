@@ -42,9 +42,9 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
 from asya.backoff import Backoff
-from asya.errors import TransportError, UnroutableError
+from asya.errors import TransportError, UnroutableError, describe
 from asya.transports import redact_url
-from asya.transports._amqp import FAILURES, BackoffConnection, describe, is_outage, translate
+from asya.transports._amqp import FAILURES, BackoffConnection, is_outage, translate
 from asya.transports._buffered import BufferedSubscription
 from asya.transports._rabbitmq_common import (
     RabbitMQSettings as RabbitMQSettings,  # re-exported: constructing this transport needs it
