@@ -150,6 +150,10 @@ def print_outcome(
     out = out or sys.stdout
     err = err or sys.stderr
     status = job.get("status")
+    if status == "Succeeded" and job.get("error"):  # its result was stored and is gone now
+        err.write(f"job {job.get('id')} Succeeded, but its result is unavailable: {job['error']}\n")
+        err.flush()
+        return 1
     if status == "Succeeded":
         out.write(json.dumps(job.get("result"), indent=2, ensure_ascii=False) + "\n")
         out.flush()

@@ -2,7 +2,9 @@
 
 Run with ``ASYA_HANDLER=asya.crew.happy_end.handle`` in message mode, validation off, behind a
 terminal sidecar. Persists the message to S3 when configured, then reports
-``{"status": "succeeded", "result": <payload>, "metadata": {"s3_uri"?}}`` to the gateway.
+``{"status": "succeeded", "result": <payload>, "metadata": {"s3_uri"?}}`` to the gateway; a
+payload that travels by reference is reported as its reference, ``result_ref``
+(docs/reference/crew.md#handlers).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from typing import Any
 
 from asya.crew.base import CrewMember, Message, job_id_of
+from asya.payloads import REF_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class HappyEnd(CrewMember):
             return []
         prefix = self.settings.s3.results_prefix if self.settings.s3 else ""
         body: dict[str, Any] = {"status": "succeeded", "result": message.get("payload")}
+        if REF_FIELD in message:  # the payload is in the store: the gateway reads it there
+            body["result_ref"] = message[REF_FIELD]
         branch = message.get("branch")
         if isinstance(branch, list) and branch:
             body["branch"] = branch

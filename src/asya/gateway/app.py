@@ -1,9 +1,10 @@
 """The gateway's composition root: ``create_app(settings)`` builds one ASGI app.
 
 The lifespan migrates and opens the store, connects the publisher, starts the PostgreSQL
-listener (fan-out of every replica's updates), the deadline sweeper and the MCP session
-manager, and closes them all in reverse order. Background loops are guarded: an unexpected end
-is logged and reported to ``on_fatal`` (the CLI stops the server), never a silent death.
+listener (fan-out of every replica's updates), the deadline sweeper, the payload retention
+sweep (with a payload store) and the MCP session manager, and closes them all in reverse order.
+Background loops are guarded: an unexpected end is logged and reported to ``on_fatal`` (the
+CLI stops the server), never a silent death.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import JobUpdate
 from asya.gateway.overview import OVERVIEW_ROUTES
 from asya.gateway.publisher import Publisher
+from asya.gateway.results import JobResults
 from asya.gateway.routes import ROUTES, Gateway
 from asya.gateway.service import JobService
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import JobStore
 from asya.gateway.sweeper import run_sweeper
 from asya.gateway.tools import ToolRegistry, load_tools
+from asya.payloads import open_store
+from asya.payloads.retention import sweep_jobs_forever
 from asya.tracing import setup_tracing
 from asya.transports.base import Transport
 
@@ -110,7 +114,8 @@ def create_app(
     )
     # PostgreSQL tells every replica at once; the poll is then only a safety net.
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
-    service = JobService(store, hub, publisher, metrics)
+    payloads = open_store(settings.payload_store_url) if settings.payload_store_url else None
+    service = JobService(store, hub, publisher, metrics, JobResults(payloads))
     waiting_calls = WaitingCalls()
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(
@@ -129,6 +134,9 @@ def create_app(
             _guard(run_sweeper(service, settings.sweep_interval), "sweeper", fatal),
             _guard(cancellations.poll(), "cancellation-poll", fatal),
         ]
+        if payloads is not None:
+            sweep = sweep_jobs_forever(payloads, settings.payload_retention, store.job_ends)
+            tasks.append(_guard(sweep, "payload-retention", fatal))
         if store.notifies:
             listener = Listener(store, hub, on_cancelled=cancellations.announce)
             tasks.append(_guard(listener.run(), "pg-listener", fatal))

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from asya.gateway.models import STATUSES, Job, rfc3339
+from asya.gateway.results import listed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -105,10 +106,11 @@ def duration_seconds(job: Job) -> float | None:
 
 
 def list_item(job: Job) -> dict[str, Any]:
-    """The job as ``GET /jobs/{id}`` shows it, plus ``tool``, ``duration_seconds`` and
-    ``error_code``."""
+    """The job as ``GET /jobs/{id}`` shows it (but a result stored by reference is null), plus
+    ``tool``, ``duration_seconds`` and ``error_code``."""
     return {
         **job.to_json(),
+        "result": listed(job.result),
         "tool": job.tool,
         "duration_seconds": duration_seconds(job),
         "error_code": error_code(job),

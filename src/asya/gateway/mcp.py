@@ -71,6 +71,11 @@ def _error_result(text: str, structured: dict[str, Any] | None = None) -> types.
 
 def job_result(job: Job) -> types.CallToolResult:
     """A finished job as a tool result: result JSON + structuredContent, or an error."""
+    if job.status == SUCCEEDED and job.error:  # its result is gone (results.py)
+        return _error_result(
+            f"Job {job.id} succeeded, but its result is unavailable: {job.error}",
+            {"job_id": job.id, "error": job.error, "error_details": job.error_details},
+        )
     if job.status == SUCCEEDED:
         result = job.result
         structured = result if isinstance(result, dict) else {"result": result}
@@ -93,6 +98,14 @@ def job_result(job: Job) -> types.CallToolResult:
         f"follow it at GET /jobs/{job.id}",
         {"job_id": job.id},
     )
+
+
+async def finished_result(service: JobService, job: Job) -> types.CallToolResult:
+    """:func:`job_result` of the job as clients see it (a result by reference read back)."""
+    try:
+        return job_result(await service.shown(job))
+    except StoreUnavailable as exc:
+        return _error_result(str(exc), {"job_id": job.id})
 
 
 def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) -> Server[Any]:
@@ -145,7 +158,7 @@ def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) 
 
     async def get_task(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
         job = await load_job(service, params.task_id)
-        result = _wire(job_result(job)) if job.terminal else None
+        result = _wire(await finished_result(service, job)) if job.terminal else None
         return detailed_task(job, result)
 
     async def cancel(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
@@ -188,7 +201,7 @@ async def get_job(service: JobService, arguments: dict[str, Any]) -> types.CallT
     except StoreUnavailable as exc:
         return _error_result(str(exc))
     if job.terminal:
-        return job_result(job)
+        return await finished_result(service, job)
     state = {
         "job_id": job.id,
         "status": job.status,
@@ -224,7 +237,7 @@ async def _wait(
 
     timeout = None if tool.timeout is None else tool.timeout + WAIT_GRACE
     finished = await service.wait(job.id, timeout, on_update)
-    return job_result(finished)
+    return await finished_result(service, finished)
 
 
 class MCPEndpoint:

@@ -130,7 +130,8 @@ async def list_tools(request: Request) -> Response:
 
 @guarded("client")
 async def get_job(request: Request) -> Response:
-    job = await _gateway(request).service.get(request.path_params["job_id"])
+    service = _gateway(request).service
+    job = await service.shown(await service.get(request.path_params["job_id"]))
     return OrjsonResponse(job.to_json())
 
 
@@ -175,6 +176,7 @@ async def stream_job(request: Request) -> Response:
         job_id,
         store=gateway.store,
         hub=gateway.service.hub,
+        results=gateway.service.results,
         after=parse_last_event_id(request.headers.get("last-event-id")),
         keepalive=gateway.settings.sse_keepalive,
     )

@@ -24,6 +24,7 @@ from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import TERMINAL, Job, JobState, JobUpdate, utcnow
 from asya.gateway.percent import HEARTBEAT_STEP_STATUS, STEP_WEIGHTS, step_percent
 from asya.gateway.publisher import Publisher, job_message
+from asya.gateway.results import JobResults, ResultRefused
 from asya.gateway.store import JobStore, Outcome, StoreUnavailable
 from asya.gateway.tools import Tool
 
@@ -94,12 +95,18 @@ def _branch_path(branch: Any) -> fanin.Path:
 
 class JobService:
     def __init__(
-        self, store: JobStore, hub: Hub, publisher: Publisher, metrics: GatewayMetrics
+        self,
+        store: JobStore,
+        hub: Hub,
+        publisher: Publisher,
+        metrics: GatewayMetrics,
+        results: JobResults | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.publisher = publisher
         self.metrics = metrics
+        self.results = results or JobResults(None)
 
     # -- creating ------------------------------------------------------------------------
 
@@ -145,6 +152,11 @@ class JobService:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    async def shown(self, job: Job) -> Job:
+        """``job`` as clients see it: a result stored by reference read back
+        (docs/reference/jobs.md#results-by-reference)."""
+        return await self.results.job(job) if job.terminal else job
 
     # -- reports from actors -------------------------------------------------------------
 
@@ -224,40 +236,27 @@ class JobService:
             raise BadRequest(str(exc)) from None
         branch = body.get("branch")
         path = _branch_path(branch) if branch is not None else ()
-        if path:
-            return await self._branch_final(job_id, path, status, body, metadata, details)
+        result: Any = None
+        error: str | None = None
         if status == "succeeded":
-            outcome = await self.store.succeed(job_id, body.get("result"), metadata)
+            try:
+                result = await self.results.accept(body.get("result"), body.get("result_ref"))
+            except ResultRefused as exc:
+                logger.warning("job %s: final report refused: %s", job_id, exc)
+                status, error, details = "failed", exc.error, exc.details
         else:
             error = _error_text(body.get("error"))
             if details is None:
                 details = failures.details_of_error_text(error)
-            outcome = await self.store.fail(job_id, error, metadata, details)
+        if path:
+            leaf = fanin.Leaf(path, status == "succeeded", result, error, details)
+            outcome = await self.store.finish_branch(job_id, leaf, metadata)
+            return await self._settled(outcome, report=f"final of branch {fanin.path_key(path)}")
+        if status == "succeeded":
+            outcome = await self.store.succeed(job_id, result, metadata)
+        else:
+            outcome = await self.store.fail(job_id, error or "unknown error", metadata, details)
         return await self._settled(outcome, report="final")
-
-    async def _branch_final(
-        self,
-        job_id: str,
-        path: fanin.Path,
-        status: str,
-        body: Mapping[str, Any],
-        metadata: Mapping[str, Any] | None,
-        details: dict[str, Any] | None,
-    ) -> JobState:
-        """A fan-out branch ended: a leaf of the job's tree (docs/reference/jobs.md#fan-out)."""
-        succeeded = status == "succeeded"
-        error = None if succeeded else _error_text(body.get("error"))
-        if not succeeded and details is None:
-            details = failures.details_of_error_text(error or "")
-        leaf = fanin.Leaf(
-            path=path,
-            succeeded=succeeded,
-            result=body.get("result") if succeeded else None,
-            error=error,
-            error_details=details,
-        )
-        outcome = await self.store.finish_branch(job_id, leaf, metadata)
-        return await self._settled(outcome, report=f"final of branch {fanin.path_key(path)}")
 
     async def time_out(self, job: Job) -> bool:
         """Fail an expired job; False when it was already terminal (another replica won)."""

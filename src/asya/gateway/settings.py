@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from asya.envconfig import DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
+from asya.payloads.retention import DEFAULT_RETENTION
+from asya.payloads.stores import check_store_url
 
 DEFAULT_DATABASE_URL = "sqlite:///.asya/jobs.db"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -47,6 +49,10 @@ class GatewaySettings:
     #: Public names of the deployment for /mcp's Host/Origin check (loopback is always allowed).
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    #: Where results by reference are read, and deleted after the retention
+    #: (docs/reference/jobs.md#results-by-reference); None: references are refused.
+    payload_store_url: str | None = None
+    payload_retention: float = DEFAULT_RETENTION
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -69,6 +75,12 @@ class GatewaySettings:
         if sweep_interval <= 0:
             raise ConfigError("ASYA_GATEWAY_SWEEP_INTERVAL", "must be positive")
         default_timeout = env.get_duration("ASYA_GATEWAY_DEFAULT_TIMEOUT", DEFAULT_TOOL_TIMEOUT)
+        payload_store_url = env.get_optional_str("ASYA_PAYLOAD_STORE_URL")
+        if payload_store_url is not None:
+            try:
+                check_store_url(payload_store_url)
+            except ValueError as exc:
+                raise ConfigError("ASYA_PAYLOAD_STORE_URL", str(exc)) from exc
         return cls(
             host=env.get_str("ASYA_GATEWAY_HOST", "0.0.0.0"),
             port=port,
@@ -94,6 +106,8 @@ class GatewaySettings:
             up_status_file=env.get_optional_str("ASYA_UP_STATUS_FILE"),
             allowed_hosts=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_HOSTS") or ""),
             allowed_origins=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_ORIGINS") or ""),
+            payload_store_url=payload_store_url,
+            payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_RETENTION),
         )
 
 

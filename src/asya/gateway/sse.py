@@ -2,7 +2,8 @@
 close when terminal.
 
 The final update of a Failed job carries the job's ``error_details`` (read from the job row when
-the update is sent: updates themselves keep only the one-line ``error``).
+the update is sent: updates themselves keep only the one-line ``error``); a result stored by
+reference is read back into it (docs/reference/jobs.md#results-by-reference).
 
 The stream subscribes to the in-process hub *before* reading the job and its updates from the
 database, so nothing published in between is missed; updates seen twice (replay and live) are
@@ -25,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from asya.gateway.hub import Hub
 from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.models import FAILED, JobUpdate
+from asya.gateway.results import JobResults
 from asya.gateway.store import JobStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ async def job_events(
     *,
     store: JobStore,
     hub: Hub,
+    results: JobResults | None = None,
     after: int = 0,
     keepalive: float = 15.0,
 ) -> AsyncIterator[bytes]:
@@ -85,11 +88,16 @@ async def job_events(
             return
         if job is None:
             return
+        results = results or JobResults(None)
+
+        async def final_event(update: JobUpdate) -> bytes:
+            return update_event(await results.update(await with_error_details(update, store)))
+
         yield status_event(job.status)
         last = after
         for update in replay:
             if update.terminal:
-                yield update_event(await with_error_details(update, store))
+                yield await final_event(update)
                 return
             yield update_event(update)
             last = update.sequence
@@ -106,7 +114,7 @@ async def job_events(
             if incoming.sequence <= last:
                 continue
             if incoming.terminal:
-                yield update_event(await with_error_details(incoming, store))
+                yield await final_event(incoming)
                 return
             yield update_event(incoming)
             last = incoming.sequence

@@ -14,7 +14,7 @@ serialised and handed to ``on_update`` directly. Reads go through SQLAlchemy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from asya.gateway.models import (
     MSG_SUCCEEDED,
     PENDING,
     STATUSES,
+    TERMINAL,
     Job,
     JobState,
     JobUpdate,
@@ -192,6 +193,19 @@ class JobStore:
             .order_by(jobs.c.updated_at)
         )
         return [(row.id, row.updated_at) for row in await self._rows(query)]
+
+    async def job_ends(self, job_ids: Sequence[str]) -> dict[str, float | None]:
+        """For the known jobs among ``job_ids``: when each ended (epoch seconds), None while
+        it runs (the payload retention: asya.payloads.retention)."""
+        ends: dict[str, float | None] = {}
+        for start in range(0, len(job_ids), 500):
+            query = sa.select(jobs.c.id, jobs.c.status, jobs.c.updated_at).where(
+                jobs.c.id.in_(job_ids[start : start + 500])
+            )
+            for row in await self._rows(query):
+                ended = row.status in TERMINAL
+                ends[row.id] = row.updated_at.timestamp() if ended else None
+        return ends
 
     async def expired_jobs(self, now: datetime) -> list[Job]:
         query = jobs.select().where(jobs.c.deadline.is_not(None), jobs.c.deadline <= now, OPEN_JOB)

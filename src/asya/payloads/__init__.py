@@ -3,7 +3,7 @@ queue message carries a small reference in their place
 (docs/reference/message.md#payload-reference).
 """
 
-from asya.payloads.claim_check import ClaimCheck, PayloadMissing
+from asya.payloads.claim_check import ClaimCheck, PayloadMissing, load_payload
 from asya.payloads.reference import REF_FIELD, InvalidReference
 from asya.payloads.stores import PayloadStore, open_store
 
@@ -13,5 +13,6 @@ __all__ = [
     "InvalidReference",
     "PayloadMissing",
     "PayloadStore",
+    "load_payload",
     "open_store",
 ]

@@ -59,9 +59,16 @@ class ClaimCheck:
         """
         if REF_FIELD not in message:
             return message
-        ref = parse_ref(message[REF_FIELD], store=self.store.kind, bucket=self.store.bucket)
-        data = await asyncio.to_thread(self.store.get, ref.key)
-        return {**_without_ref(message), "payload": _checked_payload(ref, data)}
+        payload = await load_payload(self.store, message[REF_FIELD])
+        return {**_without_ref(message), "payload": payload}
+
+
+async def load_payload(store: PayloadStore, reference: Any) -> Any:
+    """The payload an untrusted ``reference`` points at in ``store``; ``InvalidReference`` or
+    ``PayloadMissing`` when it cannot be had."""
+    ref = parse_ref(reference, store=store.kind, bucket=store.bucket)
+    data = await asyncio.to_thread(store.get, ref.key)
+    return _checked_payload(ref, data)
 
 
 def _without_ref(message: Message) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -26,8 +27,23 @@ class PayloadStore(Protocol):
     def get(self, key: str) -> bytes | None:
         """The object's bytes; None when it does not exist."""
 
+    def exists(self, key: str) -> bool: ...
+
     def delete_older_than(self, seconds: float) -> int:
         """Delete every object written more than ``seconds`` ago; how many were deleted."""
+
+    def job_times(self) -> dict[str, float]:
+        """Each job segment holding objects, with its newest object's time (epoch seconds)."""
+
+    def delete_job(self, job: str) -> int:
+        """Delete every object of one job segment; how many were deleted."""
+
+
+def _job_key(job: str) -> str:
+    """``job`` as one safe key segment (ValueError otherwise)."""
+    if not job or "/" in job or "\x00" in job or job in (".", ".."):
+        raise ValueError(f"invalid job segment {job!r}")
+    return job
 
 
 class FileStore:
@@ -39,8 +55,19 @@ class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def _path(self, key: str) -> Path:
+        """The file of ``key``, which must stay inside the folder. References are validated
+        before they get here (asya.payloads.reference); this is the last line of defence."""
+        if "\x00" in key or key.startswith("/") or os.path.isabs(key):
+            raise ValueError(f"invalid payload key {key!r}: absolute, or with a NUL")
+        root = self.root.resolve()
+        path = (root / key).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError(f"payload key {key!r} leaves the store's folder")
+        return path
+
     def put(self, key: str, data: bytes) -> None:
-        path = self.root / key
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(data)
@@ -48,9 +75,38 @@ class FileStore:
 
     def get(self, key: str) -> bytes | None:
         try:
-            return (self.root / key).read_bytes()
+            return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def job_times(self) -> dict[str, float]:
+        times: dict[str, float] = {}
+        if not self.root.is_dir():
+            return times
+        for job_dir in self.root.iterdir():
+            if not job_dir.is_dir():
+                continue
+            for path in job_dir.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    written = path.stat().st_mtime
+                    times[job_dir.name] = max(written, times.get(job_dir.name, written))
+        return times
+
+    def delete_job(self, job: str) -> int:
+        folder = self._path(_job_key(job))
+        deleted = 0
+        if not folder.is_dir():
+            return 0
+        for path in folder.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                deleted += 1
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return deleted
 
     def delete_older_than(self, seconds: float) -> int:
         cutoff = time.time() - seconds
@@ -96,20 +152,49 @@ class S3Store:
         data: bytes = answer["Body"].read()
         return data
 
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def job_times(self) -> dict[str, float]:
+        times: dict[str, float] = {}
+        for item in self._objects(self._prefix):
+            job, slash, _ = item["Key"][len(self._prefix) :].partition("/")
+            if slash:
+                written = item["LastModified"].timestamp()
+                times[job] = max(written, times.get(job, written))
+        return times
+
+    def delete_job(self, job: str) -> int:
+        folder = f"{self._prefix}{_job_key(job)}/"
+        return self._delete(item["Key"] for item in self._objects(folder))
+
+    def _delete(self, keys: Iterable[str]) -> int:
+        objects = [{"Key": key} for key in keys]
+        for start in range(0, len(objects), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = objects[start : start + 1000]
+            self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": batch})
+        return len(objects)
+
     def delete_older_than(self, seconds: float) -> int:
         cutoff = time.time() - seconds
-        paginator = self._client.get_paginator("list_objects_v2")
-        deleted = 0
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
-            old = [
-                {"Key": item["Key"]}
-                for item in page.get("Contents", [])
-                if item["LastModified"].timestamp() < cutoff
-            ]
-            if old:
-                self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": old})
-                deleted += len(old)
-        return deleted
+        return self._delete(
+            item["Key"]
+            for item in self._objects(self._prefix)
+            if item["LastModified"].timestamp() < cutoff
+        )
 
 
 def check_store_url(url: str) -> None:

@@ -149,9 +149,10 @@ class Sidecar:
             await self._close()
 
     def _start_payload_sweeper(self) -> asyncio.Task[None] | None:
-        """Terminal actors delete expired offloaded payloads (asya.payloads.retention)."""
+        """Terminal actors of a mesh without a gateway delete expired offloaded payloads; with
+        a gateway, the gateway does, knowing when each job ended (asya.payloads.retention)."""
         claim_check = self.processor.claim_check
-        if claim_check is None or not self.settings.is_terminal:
+        if claim_check is None or not self.settings.is_terminal or self.settings.gateway_url:
             return None
         return asyncio.create_task(
             sweep_forever(claim_check.store, self.settings.payload_retention),

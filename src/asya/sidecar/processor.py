@@ -16,7 +16,7 @@ from typing import Any
 
 from asya.backoff import Backoff
 from asya.envconfig import format_duration
-from asya.errors import TransportError, UnroutableError
+from asya.errors import MessageTooLargeError, TransportError, UnroutableError
 from asya.message import (
     Message,
     MessageError,
@@ -184,7 +184,10 @@ class Processor:
                     "DeadlineExceeded",
                 )
                 return await self._fail(ctx, failure, reason="deadline_exceeded")
-        if REF_FIELD in message:  # payload by reference: the runtime gets the real one
+        if REF_FIELD in message and not self._terminal:
+            # Payload by reference: the runtime gets the real one. Terminal actors (the crew)
+            # take the reference as it is: happy-end reports it, the gateway resolves it
+            # (docs/reference/crew.md#handlers).
             unresolved = await self._resolve_payload(ctx, message)
             if unresolved is not None:
                 return await self._fail(ctx, unresolved, reason=unresolved.code)
@@ -298,33 +301,38 @@ class Processor:
         )
         ctx.outputs = len(publishes)
         await self._hooks.before_publish(ctx, True)
-        unroutable = await self._publish_outputs(ctx, publishes)
-        for publish, error in unroutable:
-            failure = Failure("unroutable_error", str(error), "UnroutableError")
-            logger.error("output of job %s could not be routed: %s", ctx.job_id, error)
-            await self._send_failure(ctx, failure, output=publish.message)
-        return Disposition(ERROR, "unroutable") if unroutable else SUCCEEDED
+        undelivered = await self._publish_outputs(ctx, publishes)
+        for publish, error in undelivered:
+            logger.error("output of job %s could not be sent: %s", ctx.job_id, error)
+            output = publish.message
+            if isinstance(error, MessageTooLargeError):
+                output = {**output, "payload": None}  # what did not fit cannot go to error-end
+            await self._send_failure(ctx, _undeliverable(error), output=output)
+        if not undelivered:
+            return SUCCEEDED
+        too_large = isinstance(undelivered[0][1], MessageTooLargeError)
+        return Disposition(ERROR, "message_too_large" if too_large else "unroutable")
 
     async def _publish_outputs(
         self, ctx: MessageContext, publishes: list[Publish]
-    ) -> list[tuple[Publish, UnroutableError]]:
-        """Publish every output (concurrently when fanning out); the unroutable ones."""
+    ) -> list[tuple[Publish, Undeliverable]]:
+        """Publish every output (concurrently when fanning out); those no broker will take."""
         if len(publishes) == 1:  # the common case, without gather's extra task
             try:
                 await self._send(ctx, publishes[0])
-            except UnroutableError as exc:
+            except (UnroutableError, MessageTooLargeError) as exc:
                 return [(publishes[0], exc)]
             return []
         results = await asyncio.gather(
             *(self._send(ctx, publish) for publish in publishes), return_exceptions=True
         )
-        unroutable: list[tuple[Publish, UnroutableError]] = []
+        undelivered: list[tuple[Publish, Undeliverable]] = []
         for publish, result in zip(publishes, results, strict=True):
-            if isinstance(result, UnroutableError):
-                unroutable.append((publish, result))
+            if isinstance(result, (UnroutableError, MessageTooLargeError)):
+                undelivered.append((publish, result))
             elif isinstance(result, BaseException):
                 raise result
-        return unroutable
+        return undelivered
 
     async def _handle_failure(self, ctx: MessageContext, failure: Failure) -> Disposition:
         # 7. Recoverable (or any, in a terminal actor) → retry; otherwise error-end.
@@ -415,7 +423,11 @@ class Processor:
             message=ctx.message,
             output=output,
         )
-        await self._send(ctx, Publish(self._failure_queue, message, self._failure_kind))
+        try:
+            await self._send(ctx, Publish(self._failure_queue, message, self._failure_kind))
+        except MessageTooLargeError:
+            slim = router.without_bulk(message)
+            await self._send(ctx, Publish(self._failure_queue, slim, self._failure_kind))
 
     async def _send(self, ctx: MessageContext, publish: Publish, *, delay: float = 0.0) -> None:
         message = publish.message
@@ -432,6 +444,19 @@ class Processor:
             body = await self.claim_check.offload(body)
         started = self._clock()
         try:
+            await self._publish(queue, body, delay)
+        except MessageTooLargeError:
+            # Over the broker's limit though under the threshold (SQS counts attributes and
+            # base64 too): by reference after all, when there is a store.
+            smaller = await self.claim_check.offload(body) if self.claim_check else body
+            if smaller is body:
+                raise
+            body = smaller
+            await self._publish(queue, body, delay)
+        self._hooks.on_sent(ctx, queue, kind, len(body), self._clock() - started)
+
+    async def _publish(self, queue: str, body: bytes, delay: float) -> None:
+        try:
             await self._transport.publish(queue, body, delay=delay)
         except UnroutableError:
             if queue not in self._own_queues:
@@ -441,7 +466,19 @@ class Processor:
             logger.warning("queue %r has disappeared; declaring it again", queue)
             await self._transport.declare_queue(queue)
             await self._transport.publish(queue, body, delay=delay)
-        self._hooks.on_sent(ctx, queue, kind, len(body), self._clock() - started)
+
+
+Undeliverable = UnroutableError | MessageTooLargeError
+
+
+def _undeliverable(error: Undeliverable) -> Failure:
+    if isinstance(error, MessageTooLargeError):
+        return Failure(
+            "message_too_large",
+            f"{error}: set ASYA_PAYLOAD_STORE_URL so that large payloads travel by reference",
+            "MessageTooLargeError",
+        )
+    return Failure("unroutable_error", str(error), "UnroutableError")
 
 
 def _is_error_end_message(message: dict[str, Any]) -> bool:

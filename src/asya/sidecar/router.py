@@ -216,6 +216,19 @@ def error_end_message(
     return error_end
 
 
+#: How much of ``original_message`` an error-end message keeps when it is too large to send.
+ORIGINAL_MESSAGE_KEPT = 4096
+
+
+def without_bulk(error_end: Message) -> Message:
+    """An error-end message cut to fit a broker's size limit: no ``payload``, and only the start
+    of ``original_message`` (docs/reference/message.md#error-end-message)."""
+    original = str(error_end.get("original_message") or "")
+    if len(original) > ORIGINAL_MESSAGE_KEPT:
+        original = f"{original[:ORIGINAL_MESSAGE_KEPT]}… ({len(original)} characters in all)"
+    return {**error_end, "payload": None, "original_message": original}
+
+
 def traced(message: Message | None, trace: dict[str, str]) -> Message:
     """``message`` with its ``trace`` (docs/reference/message.md#trace) replaced."""
     return {**(message or {}), "trace": trace}

@@ -16,6 +16,7 @@ import orjson
 
 from asya.envconfig import DEFAULT_SOCKET_PATH, DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
+from asya.payloads.retention import DEFAULT_RETENTION
 from asya.payloads.stores import check_store_url
 from asya.sidecar.router import DEAD_LETTER_QUEUE
 
@@ -24,8 +25,6 @@ _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: ASYA_PAYLOAD_OFFLOAD_THRESHOLD: bodies larger than this carry their payload by reference.
 DEFAULT_OFFLOAD_THRESHOLD = 256 * 1024
-#: ASYA_PAYLOAD_RETENTION: offloaded payloads older than this are deleted.
-DEFAULT_PAYLOAD_RETENTION = 86400.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class SidecarSettings:
     custom_metrics: tuple[CustomMetric, ...] = ()
     payload_store_url: str | None = None
     payload_offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
-    payload_retention: float = DEFAULT_PAYLOAD_RETENTION
+    payload_retention: float = DEFAULT_RETENTION
 
     @property
     def name(self) -> str:
@@ -138,7 +137,7 @@ class SidecarSettings:
             payload_offload_threshold=env.get_int(
                 "ASYA_PAYLOAD_OFFLOAD_THRESHOLD", DEFAULT_OFFLOAD_THRESHOLD, minimum=1
             ),
-            payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_PAYLOAD_RETENTION),
+            payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_RETENTION),
         )
 
 

@@ -27,8 +27,22 @@ def slow(payload: dict[str, Any]) -> dict[str, Any]:
 
 def make_big(payload: dict[str, Any]) -> dict[str, Any]:
     """A payload of ``size`` bytes of text: over the offload threshold it travels by reference."""
-    return {"blob": "b" * int(payload["size"])}
+    return {"blob": "b" * int(payload["size"]), "seconds": payload.get("seconds", 0)}
 
 
 def measure_big(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"length": len(payload["blob"])}
+
+
+def fan_big(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Four branches, each with the whole (big) payload and its index."""
+    return [{**payload, "index": index} for index in range(4)]
+
+
+def tag_big(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "seen": True}
+
+
+def slow_measure(payload: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(float(payload.get("seconds", 0)))
     return {"length": len(payload["blob"])}
