@@ -111,7 +111,7 @@ def create_app(
     # PostgreSQL tells every replica at once; the poll is then only a safety net.
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
     service = JobService(store, hub, publisher, metrics)
-    waiting_calls = WaitingCalls()
+    waiting_calls = WaitingCalls(store)
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(
         app=build_server(service, registry, waiting_calls),

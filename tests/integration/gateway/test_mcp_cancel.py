@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from mcp import Client
 
-from tests.integration.gateway.conftest import RunningGateway, eventually
+from tests.integration.gateway.conftest import RunningGateway, eventually, serve_gateway
 
 HEADERS = {"Accept": "application/json, text/event-stream"}
 
@@ -60,12 +61,13 @@ async def test_the_official_client_cancelling_a_call_cancels_its_job(
         await eventually(lambda: _status_is(gateway, job_id, "Cancelled"))
 
 
-async def test_raw_json_rpc_cancel_ends_the_waiting_call_and_cancels_the_job(
+async def test_raw_json_rpc_cancel_cancels_the_job_and_the_call_ends_unanswered(
     gateway: RunningGateway,
 ) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=15, headers=HEADERS) as client:
         call = asyncio.create_task(client.post("/mcp", json=_call("call-7")))
         job_id = (await gateway.sent("step-a"))["job_id"]
+        await eventually(lambda: _status_is(gateway, job_id, "Running"))
         other = await client.post("/mcp", json=_cancelled("call-8"))  # no such call: nothing
         assert other.status_code == 202
         assert await _status_is(gateway, job_id, "Running")
@@ -73,7 +75,24 @@ async def test_raw_json_rpc_cancel_ends_the_waiting_call_and_cancels_the_job(
         assert notified.status_code == 202
         assert (await gateway.job(job_id))["status"] == "Cancelled"
         reply = _reply(await asyncio.wait_for(call, 10))
-    assert reply["id"] == "call-7"
+    # No result for a request its client cancelled: the SDK's "Request cancelled" ends the stream.
+    assert reply == {
+        "jsonrpc": "2.0",
+        "id": "call-7",
+        "error": {"code": -32800, "message": "Request cancelled"},
+    }
+
+
+async def test_a_call_whose_job_someone_else_cancelled_answers_the_cancelled_result(
+    gateway: RunningGateway,
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15, headers=HEADERS) as client:
+        call = asyncio.create_task(client.post("/mcp", json=_call(11)))
+        job_id = (await gateway.sent("step-a"))["job_id"]
+        await eventually(lambda: _status_is(gateway, job_id, "Running"))
+        assert (await gateway.client.post(f"/jobs/{job_id}/cancel")).status_code == 200
+        reply = _reply(await asyncio.wait_for(call, 10))
+    assert reply["id"] == 11
     assert reply["result"]["isError"] is True
     assert reply["result"]["structuredContent"] == {"job_id": job_id, "status": "Cancelled"}
 
@@ -122,3 +141,43 @@ async def test_a_dropped_connection_does_not_cancel_the_job(gateway: RunningGate
             await modern
     await asyncio.sleep(0.5)
     assert await _status_is(gateway, modern_job, "Running")
+
+
+async def _waiting_rows(database_url: str, job_id: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM mcp_waiting_calls WHERE job_id = $1", job_id
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_a_cancel_on_another_replica_needs_the_callers_own_key(postgres_url: str) -> None:
+    keys = ("key-a", "key-b")
+    own = {**HEADERS, "Authorization": "Bearer key-a"}
+    foreign = {**HEADERS, "Authorization": "Bearer key-b"}
+    async with (
+        serve_gateway(postgres_url, api_keys=keys) as holder,
+        serve_gateway(postgres_url, api_keys=keys) as other,
+        httpx.AsyncClient(timeout=15) as client,
+    ):
+
+        async def status() -> str:
+            job = await client.get(f"{other.url}/jobs/{job_id}", headers=own)
+            return str(job.json()["status"])
+
+        call = asyncio.create_task(client.post(f"{holder.url}/mcp", json=_call(3), headers=own))
+        job_id = (await holder.sent("step-a"))["job_id"]
+        await eventually(lambda: _waiting_rows(postgres_url, job_id))
+        refused = await client.post(f"{other.url}/mcp", json=_cancelled(3), headers=foreign)
+        assert refused.status_code == 202
+        assert await status() == "Running"
+
+        notified = await client.post(f"{other.url}/mcp", json=_cancelled(3), headers=own)
+        assert notified.status_code == 202
+        assert await status() == "Cancelled"
+        reply = _reply(await asyncio.wait_for(call, 10))
+    assert reply["error"] == {"code": -32800, "message": "Request cancelled"}
+    assert await _waiting_rows(postgres_url, job_id) == 0
