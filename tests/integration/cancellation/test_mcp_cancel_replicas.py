@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from tests.integration.cancellation.mesh import CancelMesh, new_tag, wait_pid_gone
+from tests.integration.gateway.conftest import eventually, waiting_call_rows
 
 pytestmark = pytest.mark.parametrize("cancel_mesh", ["postgresql"], indirect=True)
 
@@ -52,6 +53,7 @@ async def test_a_cancel_posted_to_another_replica_stops_the_job_and_ends_the_cal
         )
         worker = await asyncio.to_thread(mesh.wait_call, tag)
         job_id = (await _job_of(client, holder.url, tag))["id"]
+        await eventually(lambda: waiting_call_rows(mesh.database_url, job_id))
 
         # None of these is the caller naming its call: each is acknowledged and cancels nothing.
         strangers = [
@@ -91,6 +93,7 @@ async def test_a_cancel_posted_to_another_replica_stops_the_job_and_ends_the_cal
         "id": "call-1",
         "error": {"code": -32800, "message": "Request cancelled"},
     }
+    assert await waiting_call_rows(mesh.database_url, job_id) == 0
     await asyncio.sleep(1.0)  # anything the actor would send on has been sent by now
     assert await mesh.depth(mesh.happy_end) == 0
     assert await mesh.depth(mesh.error_end) == 0

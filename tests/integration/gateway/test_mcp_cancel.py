@@ -10,12 +10,16 @@ import asyncio
 import contextlib
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 from mcp import Client
 
-from tests.integration.gateway.conftest import RunningGateway, eventually, serve_gateway
+from tests.integration.gateway.conftest import (
+    RunningGateway,
+    eventually,
+    serve_gateway,
+    waiting_call_rows,
+)
 
 HEADERS = {"Accept": "application/json, text/event-stream"}
 
@@ -67,7 +71,7 @@ async def test_raw_json_rpc_cancel_cancels_the_job_and_the_call_ends_unanswered(
     async with httpx.AsyncClient(base_url=gateway.url, timeout=15, headers=HEADERS) as client:
         call = asyncio.create_task(client.post("/mcp", json=_call("call-7")))
         job_id = (await gateway.sent("step-a"))["job_id"]
-        await eventually(lambda: _status_is(gateway, job_id, "Running"))
+        await eventually(lambda: waiting_call_rows(gateway.database_url, job_id))
         other = await client.post("/mcp", json=_cancelled("call-8"))  # no such call: nothing
         assert other.status_code == 202
         assert await _status_is(gateway, job_id, "Running")
@@ -81,6 +85,7 @@ async def test_raw_json_rpc_cancel_cancels_the_job_and_the_call_ends_unanswered(
         "id": "call-7",
         "error": {"code": -32800, "message": "Request cancelled"},
     }
+    assert await waiting_call_rows(gateway.database_url, job_id) == 0  # forgotten as it ended
 
 
 async def test_a_call_whose_job_someone_else_cancelled_answers_the_cancelled_result(
@@ -103,6 +108,7 @@ async def test_a_cancel_from_another_credential_or_an_ambiguous_id_cancels_nothi
     async with httpx.AsyncClient(base_url=gateway.url, timeout=15, headers=HEADERS) as client:
         first = asyncio.create_task(client.post("/mcp", json=_call(1)))
         first_job = (await gateway.sent("step-a"))["job_id"]
+        await eventually(lambda: waiting_call_rows(gateway.database_url, first_job))
         stranger = {"Authorization": "Bearer someone-else"}
         await client.post("/mcp", json=_cancelled(1), headers=stranger)
         await client.post("/mcp", json=_cancelled("1"))  # "1" is not 1
@@ -110,8 +116,7 @@ async def test_a_cancel_from_another_credential_or_an_ambiguous_id_cancels_nothi
         # Two callers on one address both using id 1: which one meant it is unknowable.
         second = asyncio.create_task(client.post("/mcp", json=_call(1)))
         second_job = (await gateway.sent("step-a"))["job_id"]
-        await eventually(lambda: _status_is(gateway, second_job, "Running"))
-        await asyncio.sleep(0.2)  # the call now waits
+        await eventually(lambda: waiting_call_rows(gateway.database_url, second_job))
         await client.post("/mcp", json=_cancelled(1))
         assert await _status_is(gateway, first_job, "Running")
         assert await _status_is(gateway, second_job, "Running")
@@ -143,17 +148,6 @@ async def test_a_dropped_connection_does_not_cancel_the_job(gateway: RunningGate
     assert await _status_is(gateway, modern_job, "Running")
 
 
-async def _waiting_rows(database_url: str, job_id: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM mcp_waiting_calls WHERE job_id = $1", job_id
-        )
-    finally:
-        await conn.close()
-    return count
-
-
 async def test_a_cancel_on_another_replica_needs_the_callers_own_key(postgres_url: str) -> None:
     keys = ("key-a", "key-b")
     own = {**HEADERS, "Authorization": "Bearer key-a"}
@@ -170,7 +164,7 @@ async def test_a_cancel_on_another_replica_needs_the_callers_own_key(postgres_ur
 
         call = asyncio.create_task(client.post(f"{holder.url}/mcp", json=_call(3), headers=own))
         job_id = (await holder.sent("step-a"))["job_id"]
-        await eventually(lambda: _waiting_rows(postgres_url, job_id))
+        await eventually(lambda: waiting_call_rows(postgres_url, job_id))
         refused = await client.post(f"{other.url}/mcp", json=_cancelled(3), headers=foreign)
         assert refused.status_code == 202
         assert await status() == "Running"
@@ -180,4 +174,4 @@ async def test_a_cancel_on_another_replica_needs_the_callers_own_key(postgres_ur
         assert await status() == "Cancelled"
         reply = _reply(await asyncio.wait_for(call, 10))
     assert reply["error"] == {"code": -32800, "message": "Request cancelled"}
-    assert await _waiting_rows(postgres_url, job_id) == 0
+    assert await waiting_call_rows(postgres_url, job_id) == 0
