@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -153,8 +154,6 @@ MCP_NODE_BINS = ("conformance", "mcp-inspector")
 def mcp_node() -> Path:
     """tests/mcp_node with its npm packages: ``npm ci`` when a command is missing (``make
     install`` runs it too); skips when node or npm is not installed."""
-    import shutil
-
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     bins = MCP_NODE / "node_modules" / ".bin"
