@@ -17,7 +17,8 @@ MCP1_VENV := $(VENV)/mcp1
 
 install: $(STAMP) $(NODE_STAMP) $(MCP1_VENV)/.installed-stamp
 
-# The MCP conformance suite and Tasks requester the gateway tests run (skipped without npm).
+# The MCP conformance suite, Tasks requester and Inspector CLI the gateway tests run (skipped
+# without npm).
 $(NODE_STAMP): $(NODE_TOOLS)/package-lock.json
 	@if command -v npm >/dev/null; then \
 	  npm ci --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -142,3 +143,23 @@ def sqs_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+MCP_NODE = Path(__file__).resolve().parent / "mcp_node"
+#: The commands the MCP tests run from tests/mcp_node/package-lock.json.
+MCP_NODE_BINS = ("conformance", "mcp-inspector")
+
+
+@pytest.fixture(scope="session")
+def mcp_node() -> Path:
+    """tests/mcp_node with its npm packages: ``npm ci`` when a command is missing (``make
+    install`` runs it too); skips when node or npm is not installed."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    bins = MCP_NODE / "node_modules" / ".bin"
+    if not all((bins / name).exists() for name in MCP_NODE_BINS):
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not installed")
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=MCP_NODE, check=True)
+    return MCP_NODE

@@ -116,7 +116,7 @@ def create_app(
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
     payloads = open_store(settings.payload_store_url) if settings.payload_store_url else None
     service = JobService(store, hub, publisher, metrics, JobResults(payloads))
-    waiting_calls = WaitingCalls()
+    waiting_calls = WaitingCalls(store)
     auth = Auth(settings.api_keys, settings.actor_token)
     manager = StreamableHTTPSessionManager(
         app=build_server(service, registry, waiting_calls),

@@ -7,7 +7,8 @@ handle instead (:mod:`.mcp_tasks`). A tool with ``wait: true`` follows its job a
 the result, sending ``notifications/progress`` whenever the percent rises (when the client asked
 for progress with a ``progressToken``); a failed job answers ``isError`` with its ``error`` and
 ``error_details`` in ``structuredContent``. A client that abandons a wait-mode call with
-``notifications/cancelled`` cancels its job (:mod:`.mcp_calls`); a dropped connection does not
+``notifications/cancelled``, on any replica, cancels its job (:mod:`.mcp_calls`), and the call
+then ends as a cancelled request does; a dropped connection cancels nothing
 (docs/reference/gateway-api.md#mcp-cancellation). Schema errors come back as ``isError``
 results so an agent can read and correct them; neither they nor an unknown tool create a job.
 """
@@ -21,14 +22,16 @@ import mcp_types as types
 import orjson
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.streamable_http import REQUEST_CANCELLED
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from asya import __version__
 from asya.errors import AsyaError, JobNotFound
 from asya.gateway.http import Auth, error, unauthorized
-from asya.gateway.mcp_calls import CallKey, WaitingCalls, call_key, cancelled_request_id
+from asya.gateway.mcp_calls import WaitingCalls, call_key, cancelled_request_id
 from asya.gateway.mcp_guard import body_problem, parse_error, read_body, replay
 from asya.gateway.mcp_tasks import (
     TASKS_EXTENSION,
@@ -111,7 +114,9 @@ async def finished_result(service: JobService, job: Job) -> types.CallToolResult
 def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) -> Server[Any]:
     """The MCP server: the tools file's tools, ``get_job`` and the Tasks extension.
 
-    Wait-mode calls are kept in ``calls`` while they wait, for ``notifications/cancelled``.
+    Wait-mode calls are kept in ``calls`` while they wait, for ``notifications/cancelled``: a
+    call its client cancelled is not answered with a result but, as the SDK ends a cancelled
+    request on this transport, with the JSON-RPC error -32800.
     """
 
     async def list_tools(
@@ -152,9 +157,12 @@ def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) 
             )
         key = _call_key(ctx)
         if key is None:
-            return await _wait(ctx, service, tool, job)
-        with calls.track(key, job.id):
-            return await _wait(ctx, service, tool, job)
+            return await finished_result(service, await _wait(ctx, service, tool, job))
+        async with calls.track(key, job.id) as call:
+            finished = await _wait(ctx, service, tool, job)
+        if call.abandoned and finished.status == CANCELLED:
+            raise MCPError(REQUEST_CANCELLED, "Request cancelled")
+        return await finished_result(service, finished)
 
     async def get_task(ctx: ServerRequestContext[Any], params: TaskIdParams) -> dict[str, Any]:
         job = await load_job(service, params.task_id)
@@ -174,7 +182,7 @@ def build_server(service: JobService, tools: ToolRegistry, calls: WaitingCalls) 
     return server
 
 
-def _call_key(ctx: ServerRequestContext[Any]) -> CallKey | None:
+def _call_key(ctx: ServerRequestContext[Any]) -> str | None:
     """How a ``notifications/cancelled`` POST will name this request (None off HTTP)."""
     request = ctx.request
     headers = getattr(request, "headers", None)
@@ -212,9 +220,7 @@ async def get_job(service: JobService, arguments: dict[str, Any]) -> types.CallT
     return types.CallToolResult(content=_text(text), structured_content=state, is_error=False)
 
 
-async def _wait(
-    ctx: ServerRequestContext[Any], service: JobService, tool: Tool, job: Job
-) -> types.CallToolResult:
+async def _wait(ctx: ServerRequestContext[Any], service: JobService, tool: Tool, job: Job) -> Job:
     token = ctx.meta.get("progress_token") if ctx.meta is not None else None
     best = 0.0
 
@@ -236,8 +242,7 @@ async def _wait(
             logger.debug("could not send progress for job %s", job.id, exc_info=True)
 
     timeout = None if tool.timeout is None else tool.timeout + WAIT_GRACE
-    finished = await service.wait(job.id, timeout, on_update)
-    return await finished_result(service, finished)
+    return await service.wait(job.id, timeout, on_update)
 
 
 class MCPEndpoint:
@@ -288,13 +293,11 @@ class MCPEndpoint:
             return
         client = scope.get("client")
         key = call_key(Headers(scope=scope), client[0] if client else None, request_id)
-        job_id = self.calls.job_for(key)
-        if job_id is None:
-            logger.info(
-                "notifications/cancelled for request %r: no waiting call of it here", request_id
-            )
-            return
         try:
+            job_id = await self.calls.claim(key)
+            if job_id is None:
+                logger.info("notifications/cancelled for %.80r: no such waiting call", request_id)
+                return
             await self.service.cancel(job_id)
         except (AsyaError, StoreUnavailable) as exc:  # already ended, or the store is away
-            logger.info("notifications/cancelled for job %s: %s", job_id, exc)
+            logger.info("notifications/cancelled for %.80r: %s", request_id, exc)

@@ -115,3 +115,19 @@ job_branches = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("job_id", "path", name="pk_job_branches"),
 )
+
+#: The wait-mode MCP calls in flight on any replica, so a ``notifications/cancelled`` that reaches
+#: another replica finds the job (docs/reference/gateway-api.md#mcp-cancellation). ``call_key`` is a
+#: digest of what identifies the call (:func:`asya.gateway.mcp_calls.call_key`); ``cancelled`` is
+#: set by the replica that received the notification, so the one holding the call leaves it
+#: unanswered. A row goes when its call ends, or with its job.
+mcp_waiting_calls = sa.Table(
+    "mcp_waiting_calls",
+    metadata,
+    sa.Column("call_key", sa.String(64), nullable=False),
+    sa.Column(
+        "job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.PrimaryKeyConstraint("call_key", "job_id", name="pk_mcp_waiting_calls"),
+)

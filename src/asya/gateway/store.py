@@ -110,6 +110,10 @@ class JobStore:
 
         await self._run(select_one)
 
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` on a pooled connection, for the tables other modules own (:mod:`.mcp_calls`)."""
+        return await self._run(work)
+
     async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """``work`` on a pooled connection; again on another while the one it got was stale.
 

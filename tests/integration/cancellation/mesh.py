@@ -65,19 +65,16 @@ class CancelMesh:
 
     def write_tools(self) -> Path:
         path = self.work / "tools.yaml"
-        tools = {
-            "tools": [
-                {
-                    "name": "sleep",
-                    "parameters": {
-                        "seconds": {"type": "number", "default": 30},
-                        "tag": {"type": "string", "required": True},
-                    },
-                    "route": [self.queue],
-                    "timeout": 120,
-                }
-            ]
+        sleep = {
+            "name": "sleep",
+            "parameters": {
+                "seconds": {"type": "number", "default": 30},
+                "tag": {"type": "string", "required": True},
+            },
+            "route": [self.queue],
+            "timeout": 120,
         }
+        tools = {"tools": [sleep, {**sleep, "name": "sleep_wait", "wait": True}]}
         path.write_text(yaml.safe_dump(tools))
         return path
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -247,3 +248,18 @@ async def eventually(
         if loop.time() > end:
             raise AssertionError(f"condition not met within {limit} s")
         await asyncio.sleep(interval)
+
+
+async def waiting_call_rows(database_url: str, job_id: str) -> int:
+    """Rows of ``mcp_waiting_calls`` for ``job_id``: its MCP calls now waiting."""
+    query = "SELECT count(*) FROM mcp_waiting_calls WHERE job_id = "
+    if database_url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            count: int = db.execute(query + "?", (job_id,)).fetchone()[0]
+            return count
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval(query + "$1", job_id)
+    finally:
+        await conn.close()
+    return count

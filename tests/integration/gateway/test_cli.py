@@ -40,7 +40,7 @@ async def test_migrate_creates_the_tables_once_and_is_idempotent(fresh_postgres_
     env = {"ASYA_DATABASE_URL": url}
     first = await asyncio.to_thread(_run, ["gateway", "migrate"], env)
     assert first.returncode == 0, first.stderr
-    assert "0003" in first.stdout
+    assert "0004" in first.stdout
     second = await asyncio.to_thread(_run, ["gateway", "migrate"], env)
     assert second.returncode == 0, second.stderr
     conn = await asyncpg.connect(fresh_postgres_url)

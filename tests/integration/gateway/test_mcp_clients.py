@@ -6,7 +6,7 @@
 - the Python SDK 1.x client (2025-11-25, the handshake era) from a separate virtualenv.
 
 The Node packages come from ``tests/mcp_node/package-lock.json`` (``npm ci``, run by
-``make install`` or here when ``node_modules`` is missing). The SDK 1.x interpreter is
+``make install`` or by the ``mcp_node`` fixture when they are missing). The SDK 1.x interpreter is
 ``ASYA_TEST_MCP1_PYTHON`` (default ``.venv/mcp1/bin/python``, which ``make install`` creates).
 """
 
@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,27 +22,15 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import MCP_NODE
 from tests.integration.gateway.conftest import RunningGateway, serve_gateway
 
-NODE_DIR = Path(__file__).resolve().parents[2] / "mcp_node"
-CONFORMANCE = NODE_DIR / "node_modules" / ".bin" / "conformance"
+CONFORMANCE = Path("node_modules", ".bin", "conformance")
 REPO = Path(__file__).resolve().parents[3]
 MCP1_PYTHON = Path(
     os.environ.get("ASYA_TEST_MCP1_PYTHON", REPO / ".venv" / "mcp1" / "bin" / "python")
 )
 SCENARIOS = ("server-initialize", "ping", "tools-list", "dns-rebinding-protection")
-
-
-@pytest.fixture(scope="module")
-def node_modules() -> Path:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    if not CONFORMANCE.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed")
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
-    return NODE_DIR / "node_modules"
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ async def gateway(sqlite_url: str) -> AsyncIterator[RunningGateway]:
 async def _run(*command: str | Path, limit: float = 120) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         *command,
-        cwd=NODE_DIR,
+        cwd=MCP_NODE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -71,7 +57,7 @@ async def _run(*command: str | Path, limit: float = 120) -> tuple[int, str]:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_conformance_server_scenario_passes(
-    node_modules: Path, gateway: RunningGateway, scenario: str
+    mcp_node: Path, gateway: RunningGateway, scenario: str
 ) -> None:
     code, output = await _run(
         "node", CONFORMANCE, "server", "--url", f"{gateway.url}/mcp", "--scenario", scenario
@@ -81,7 +67,7 @@ async def test_conformance_server_scenario_passes(
 
 
 async def test_ext_tasks_requester_gets_the_job_as_a_task(
-    node_modules: Path, gateway: RunningGateway
+    mcp_node: Path, gateway: RunningGateway
 ) -> None:
     requester = asyncio.create_task(
         _run(

@@ -23,7 +23,7 @@ async def test_migrations_match_the_schema_and_can_run_twice(database_url: str) 
     try:
         await store.migrate()
         await store.migrate()
-        assert await current_revision(store.engine) == "0003"
+        assert await current_revision(store.engine) == "0004"
         async with store.engine.connect() as conn:
             differences = await conn.run_sync(_differences)
         assert differences == []

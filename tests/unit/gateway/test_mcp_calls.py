@@ -9,39 +9,34 @@ from typing import Any
 
 import pytest
 
-from asya.gateway.mcp_calls import WaitingCalls, call_key, cancelled_request_id
+from asya.gateway.mcp_calls import call_key, cancelled_request_id
 
 
 def _notification(params: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
 
 
-def test_a_call_is_found_by_its_id_and_what_the_two_posts_share() -> None:
-    calls = WaitingCalls()
+def test_a_call_is_known_by_its_id_and_what_the_two_posts_share() -> None:
     headers = {"authorization": "Bearer k1"}
-    with calls.track(call_key(headers, "10.0.0.1", 7), "job-a"):
-        assert calls.job_for(call_key(headers, "10.0.0.1", 7)) == "job-a"
-        assert calls.job_for(call_key(headers, "10.0.0.1", "7")) is None
-        assert calls.job_for(call_key({"authorization": "Bearer k2"}, "10.0.0.1", 7)) is None
-        assert calls.job_for(call_key(headers, "10.0.0.2", 7)) is None
-        session = {**headers, "mcp-session-id": "s1"}
-        assert calls.job_for(call_key(session, "10.0.0.1", 7)) is None
-    assert calls.job_for(call_key(headers, "10.0.0.1", 7)) is None
-    assert len(calls) == 0
+    key = call_key(headers, "10.0.0.1", 7)
+    assert key == call_key(dict(headers), "10.0.0.1", 7)
+    others = [
+        call_key(headers, "10.0.0.1", "7"),  # another JSON type is another id
+        call_key({"authorization": "Bearer k2"}, "10.0.0.1", 7),
+        call_key({}, "10.0.0.1", 7),
+        call_key(headers, "10.0.0.2", 7),
+        call_key({**headers, "mcp-session-id": "s1"}, "10.0.0.1", 7),
+    ]
+    assert key not in others
+    assert len(set(others)) == len(others)
 
 
-def test_two_calls_under_one_key_are_ambiguous_and_cancel_nothing() -> None:
-    calls = WaitingCalls()
-    key = call_key({}, "127.0.0.1", 1)
-    with calls.track(key, "job-a"):
-        with calls.track(key, "job-b"):
-            assert calls.job_for(key) is None
-        assert calls.job_for(key) == "job-a"
-
-
-def test_the_credential_is_kept_only_as_a_hash() -> None:
-    key = call_key({"authorization": "Bearer secret"}, None, 1)
-    assert all("secret" not in part for part in key)
+@pytest.mark.parametrize("request_id", ["x" * 1_000_000, 2**200, -(2**63) - 1, "\ud800", "a\x00b"])
+def test_any_id_gives_a_key_of_the_same_size_without_the_credential(request_id: Any) -> None:
+    key = call_key({"authorization": "Bearer secret"}, None, request_id)
+    assert len(key) == 64
+    assert int(key, 16) >= 0
+    assert "secret" not in key
 
 
 @pytest.mark.parametrize(
@@ -50,6 +45,10 @@ def test_the_credential_is_kept_only_as_a_hash() -> None:
         (_notification({"requestId": 3, "reason": "stop"}), 3),
         (_notification({"requestId": "abc"}), "abc"),
         (_notification({"requestId": True}), None),
+        (_notification({"requestId": 1.5}), None),
+        (_notification({"requestId": None}), None),
+        (_notification({"requestId": [1]}), None),
+        (_notification({"requestId": {"id": 1}}), None),
         (_notification({}), None),
         (_notification("nonsense"), None),
         ({**_notification({"requestId": 3}), "id": 9}, None),  # a request, not a notification
