@@ -129,7 +129,8 @@ class _Connection:
         if len(buffer) >= header_size:
             (length,) = FRAME_HEADER.unpack_from(buffer)
             if length > MAX_RESPONSE_SIZE:
-                self._end(RuntimeCrashed(f"runtime announced a {length}-byte response", 1))
+                message = f"runtime announced a {length}-byte response"
+                self._end(RuntimeCrashed(message, len(buffer)))
                 return
             end = header_size + length
             if len(buffer) >= end:
