@@ -56,7 +56,12 @@ ROLES = (
     ("celery worker", ("celery",)),
     ("aio-pika relay", ("_bare_relay.py",)),
     ("py-amqp relay", ("_bare_pyamqp_relay.py",)),
+    ("bare runtime", ("_bare_runtime.py",)),
 )
+
+#: The floor of ``asya bench relay``: the bare py-amqp relay with one socket round trip per
+#: message to a bare stdlib runtime (``_bare_pyamqp_relay.py``'s SOCKET mode).
+SOCKET_FLOOR = "py-amqp + socket"
 
 
 def bare_clients() -> list[str]:
@@ -130,10 +135,13 @@ class Children:
         *,
         first: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """A bare relay (``client``: aio-pika or py-amqp); the ``first`` one writes the marker."""
+        """A bare relay (``client``: aio-pika, py-amqp, or ``SOCKET_FLOOR``: py-amqp calling a
+        bare runtime for each message); the ``first`` one writes the marker."""
         script = "_bare_relay.py" if client == "aio-pika" else "_bare_pyamqp_relay.py"
         args = [sys.executable, str(BENCH_DIR / script), AMQP_URL, exchange, source, destination]
         args += [str(prefetch), str(self.marker) if first else ""]
+        if client == SOCKET_FLOOR:
+            args.append(str(self.workdir / f"bare-runtime-{len(self.procs)}.sock"))
         return self.start(args, child_env())
 
     def cpu_seconds(self) -> dict[str, float]:

@@ -1,19 +1,33 @@
 """The cheapest Python relay: py-amqp (Celery's AMQP client) in a synchronous, pipelined loop.
 
 Run as ``python benchmarks/_bare_pyamqp_relay.py URL EXCHANGE SOURCE DESTINATION PREFETCH
-[MARKER]``. Like ``_bare_relay.py`` it does only what a sidecar must: publish each input
-persistently and mandatory through the exchange with publisher confirms, and ack the input only
-when the broker has confirmed its output. It does not wait for a confirm before the next
-publish: confirms arrive as frames in the same loop, and each one acks its input(s). With
+[MARKER [SOCKET]]``. Like ``_bare_relay.py`` it does only what a sidecar must: publish each
+input persistently and mandatory through the exchange with publisher confirms, and ack the
+input only when the broker has confirmed its output. It does not wait for a confirm before the
+next publish: confirms arrive as frames in the same loop, and each one acks its input(s). With
 ``MARKER`` it appends the time of its first message there (the pipeline's first step).
+
+With ``SOCKET`` it is the floor of any sidecar + runtime design ("relay + socket call"): it
+starts ``_bare_runtime.py`` on that Unix socket and sends each input there as one
+length-prefixed frame, over one kept connection, without waiting for the answer; it publishes
+each answer as it arrives (answers come back in request order). One ``selectors`` loop serves
+the broker's socket and the runtime's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import selectors
 import signal
+import socket
+import struct
+import subprocess
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import amqp
@@ -32,8 +46,57 @@ def connect(url: str) -> amqp.Connection:
     return connection
 
 
+HEADER = struct.Struct(">I")
+
+
+class SocketCall:
+    """The bare runtime in a child process, and one kept, pipelined connection to it."""
+
+    def __init__(self, path: str) -> None:
+        server = Path(__file__).with_name("_bare_runtime.py")
+        self.server = subprocess.Popen([sys.executable, str(server), path])
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path):
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare runtime did not start on {path}")
+            time.sleep(0.01)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.waiting: deque[int] = deque()  # delivery tags, in request order
+        self._buffer = b""
+
+    def send(self, body: bytes, tag: int) -> None:
+        self.waiting.append(tag)
+        self.sock.sendall(HEADER.pack(len(body)) + body)
+
+    def answers(self) -> list[tuple[bytes, int]]:
+        """The whole answers readable now, each with its input's delivery tag."""
+        data = self._buffer + self.sock.recv(65536)
+        done = []
+        while len(data) >= HEADER.size:
+            (length,) = HEADER.unpack_from(data)
+            end = HEADER.size + length
+            if len(data) < end:
+                break
+            done.append((data[HEADER.size : end], self.waiting.popleft()))
+            data = data[end:]
+        self._buffer = data
+        return done
+
+    def close(self) -> None:
+        self.sock.close()
+        self.server.terminate()
+        self.server.wait(10)
+
+
 def relay(
-    url: str, exchange: str, source: str, destination: str, prefetch: int, marker: str
+    url: str,
+    exchange: str,
+    source: str,
+    destination: str,
+    prefetch: int,
+    marker: str,
+    socket_path: str = "",
 ) -> None:
     connection = connect(url)
     channel = connection.channel()
@@ -49,14 +112,22 @@ def relay(
             if tag is not None:
                 channel.basic_ack(tag)
 
-    def on_message(message: amqp.Message) -> None:
+    def forward(body: bytes, tag: int) -> None:
         nonlocal published
+        published += 1
+        inputs_by_publish[published] = tag
+        output = amqp.Message(body, delivery_mode=2)
+        channel.basic_publish(output, exchange=exchange, routing_key=destination, mandatory=True)
+
+    call = SocketCall(socket_path) if socket_path else None
+
+    def on_message(message: amqp.Message) -> None:
         if marker:
             mark_first_start(marker)
-        published += 1
-        inputs_by_publish[published] = message.delivery_tag
-        output = amqp.Message(message.body, delivery_mode=2)
-        channel.basic_publish(output, exchange=exchange, routing_key=destination, mandatory=True)
+        if call is None:
+            forward(message.body, message.delivery_tag)
+        else:
+            call.send(message.body, message.delivery_tag)
 
     stopping = False
 
@@ -68,18 +139,53 @@ def relay(
     signal.signal(signal.SIGINT, stop)
     channel.events["basic_ack"].add(on_confirm)
     consumer = channel.basic_consume(source, callback=on_message)
-    while not stopping:
-        with contextlib.suppress(TimeoutError):
-            connection.drain_events(timeout=0.5)
+    if call is None:
+        while not stopping:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.5)
+    else:
+        serve_both(connection, call, forward, lambda: stopping)
     channel.basic_cancel(consumer)
     deadline = time.monotonic() + 10
     while inputs_by_publish and time.monotonic() < deadline:  # the last confirms, then acks
         with contextlib.suppress(TimeoutError):
             connection.drain_events(timeout=0.5)
     connection.close()
+    if call is not None:
+        call.close()
+
+
+def serve_both(
+    connection: amqp.Connection,
+    call: SocketCall,
+    forward: Callable[[bytes, int], None],
+    stopping: Callable[[], bool],
+) -> None:
+    """Read the broker (deliveries, confirms) and the runtime (answers) as either is ready."""
+    selector = selectors.DefaultSelector()
+    selector.register(connection.sock, selectors.EVENT_READ, "broker")
+    selector.register(call.sock, selectors.EVENT_READ, "runtime")
+    while not stopping():
+        for key, _ in selector.select(0.5):
+            if key.data == "runtime":
+                for body, tag in call.answers():
+                    forward(body, tag)
+                continue
+            with contextlib.suppress(TimeoutError):  # every complete frame, then back here
+                while True:
+                    connection.drain_events(timeout=0)
 
 
 if __name__ == "__main__":
     url, exchange_name, source_queue, destination_queue, prefetch_count = sys.argv[1:6]
     start_marker = sys.argv[6] if len(sys.argv) > 6 else ""
-    relay(url, exchange_name, source_queue, destination_queue, int(prefetch_count), start_marker)
+    runtime_socket = sys.argv[7] if len(sys.argv) > 7 else ""
+    relay(
+        url,
+        exchange_name,
+        source_queue,
+        destination_queue,
+        int(prefetch_count),
+        start_marker,
+        runtime_socket,
+    )

@@ -9,7 +9,6 @@ a message written by another Asya implementation passes through unchanged.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +21,16 @@ Message = dict[str, Any]
 # orjson reads integers beyond 64 bits as floats (2**64 → 1.8446744073709552e+19) and refuses to
 # write them. A run of 20+ digits is the only way such an integer can appear, so bodies that
 # contain one take the exact (slower) standard-library path; everything else stays on orjson.
-_LONG_DIGITS = re.compile(rb"\d{20,}")
+# The run is looked for with every digit made "0" and everything else " " (bytes.translate and
+# a substring search: several times faster than a regular expression, and this runs twice per
+# message in the sidecar).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_RUN = b"0" * 20
 
 
 def decode_json(body: bytes) -> Any:
     """Parse JSON without losing the precision of big integers; ValueError when invalid."""
-    if _LONG_DIGITS.search(body):
+    if _LONG_RUN in body.translate(_DIGITS_ONLY):
         return json.loads(body, parse_constant=_reject_constant)
     return orjson.loads(body)
 

@@ -195,7 +195,7 @@ class Processor:
         await self._hooks.before_runtime(ctx)
         # 4. Runtime call (pipelined: see RuntimeClient).
         async with self._runtime.slot():
-            if not await self._gate.wait_open():
+            if not self._gate.is_open and not await self._gate.wait_open():
                 # The runtime is gone or we are stopping, and this message's call has not
                 # started: give it back untouched so that another replica can take it.
                 settlement.requeue = True

@@ -64,6 +64,104 @@ def _incomplete(received: int) -> RuntimeCrashed:
     )
 
 
+class _Connection:
+    """One kept connection to the runtime, read by a reader registered once for its life.
+
+    (``loop.sock_recv`` per call would register and unregister the socket with the selector
+    for every response: two ``epoll_ctl`` calls and their bookkeeping per message.) What the
+    runtime sends is kept until a call asks for it with ``expect``; a connection the runtime
+    closed or broke is no longer ``alive`` and is never reused.
+    """
+
+    __slots__ = ("_buffer", "_ended", "_loop", "alive", "sock", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self._loop = loop
+        self.sock = sock
+        self.alive = True
+        self._buffer = bytearray()
+        self._ended: Exception | None = None  # why reading stopped
+        self.waiter: asyncio.Future[bytes] | None = None
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def expect(self) -> asyncio.Future[bytes]:
+        """The future of the next response frame's body (the request is sent)."""
+        self.waiter = self._loop.create_future()
+        self._deliver()
+        return self.waiter
+
+    def _readable(self) -> None:
+        try:
+            # a large response is read in large pieces (up to 1 MiB)
+            chunk = self.sock.recv(max(READ_SIZE, min(self._missing(), 1 << 20)))
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionResetError as exc:
+            if self._buffer:
+                message = f"the connection to the runtime broke: {exc}"
+                self._end(RuntimeCrashed(message, len(self._buffer)))
+            else:  # the runtime closed it with our request unread
+                self._end(_RequestDropped(str(exc)))
+            return
+        except OSError as exc:
+            self._end(RuntimeCrashed(f"the connection to the runtime broke: {exc}"))
+            return
+        if not chunk:
+            self._end(_incomplete(len(self._buffer)))
+            return
+        self._buffer += chunk
+        self._deliver()
+
+    def _missing(self) -> int:
+        """Bytes of the frame being received that have not arrived yet (0: unknown)."""
+        if len(self._buffer) < FRAME_HEADER.size:
+            return 0
+        length: int = FRAME_HEADER.unpack_from(self._buffer)[0]
+        return FRAME_HEADER.size + length - len(self._buffer)
+
+    def _deliver(self) -> None:
+        """Settle the waiter with a whole frame, or with why none will come."""
+        waiter = self.waiter
+        if waiter is None:
+            return
+        buffer = self._buffer
+        header_size = FRAME_HEADER.size
+        if len(buffer) >= header_size:
+            (length,) = FRAME_HEADER.unpack_from(buffer)
+            if length > MAX_RESPONSE_SIZE:
+                message = f"runtime announced a {length}-byte response"
+                self._end(RuntimeCrashed(message, len(buffer)))
+                return
+            end = header_size + length
+            if len(buffer) >= end:
+                self.waiter = None
+                if len(buffer) > end:  # more than one response to one request: not reused
+                    self._stop_reading()
+                body = bytes(buffer[header_size:end])
+                del buffer[:end]
+                if not waiter.done():
+                    waiter.set_result(body)
+                return
+        if self._ended is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(self._ended)
+
+    def _end(self, error: Exception) -> None:
+        self._ended = error
+        self._stop_reading()
+        self._deliver()
+
+    def _stop_reading(self) -> None:
+        if self.alive:
+            self.alive = False
+            self._loop.remove_reader(self.sock.fileno())
+
+    def close(self) -> None:
+        self._stop_reading()
+        self.sock.close()
+
+
 class RuntimeClient:
     """Speaks the framing of docs/reference/runtime-protocol.md#framing to the runtime listening on
     ``socket_path``.
@@ -89,7 +187,7 @@ class RuntimeClient:
         self.recovery = recovery
         self._slots = asyncio.Semaphore(PIPELINE_DEPTH)
         self._last: asyncio.Future[bool] | None = None  # the latest call; result: it failed
-        self._idle: list[socket.socket] = []  # open connections with no call on them
+        self._idle: list[_Connection] = []  # open connections with no call on them
 
     def slot(self) -> asyncio.Semaphore:
         """``async with client.slot():`` waits for room in the pipeline (the caller may still
@@ -97,44 +195,37 @@ class RuntimeClient:
         return self._slots
 
     async def call(self, body: bytes) -> bytes:
-        """Send ``body`` as one frame and return the response frame's bytes.
-
-        The socket is driven with the event loop's ``sock_*`` calls rather than streams: they
-        cost the least per message.
-        """
+        """Send ``body`` as one frame and return the response frame's bytes."""
         loop = asyncio.get_running_loop()
         ahead, self._last = self._last, loop.create_future()
         mine = self._last
         failed = True
         frame = pack_frame(body)
-        sock: socket.socket | None = None
+        connection: _Connection | None = None
         try:
-            sock = await self._send_request(loop, frame)
+            connection = await self._send_request(loop, frame)
+            response = connection.expect()
             try:
                 budget = self.timeout
                 if ahead is not None:
                     if not ahead.done():
-                        # The runtime is still busy with that one. (Waiting here rather than
-                        # reading at once: by the time it ends, this response is often there
-                        # already, and the read needs no trip through the selector.)
-                        await asyncio.shield(ahead)
+                        await asyncio.shield(ahead)  # the runtime is still busy with that one
                     if ahead.result():
                         budget += self.recovery
-                async with asyncio.timeout(budget):
-                    resends = 0
-                    while True:
-                        try:
-                            response = await self._receive(loop, sock)
-                            break
-                        except _RequestDropped as exc:
-                            sock.close()
-                            sock = None
-                            resends += 1
-                            if resends > MAX_RESENDS:
-                                raise RuntimeCrashed(
-                                    f"the runtime dropped the request: {exc}"
-                                ) from exc
-                            sock = await self._send_request(loop, frame, reuse=False)
+                deadline = loop.time() + budget
+                resends = 0
+                while True:
+                    try:
+                        answer = await _within(loop, response, deadline)
+                        break
+                    except _RequestDropped as exc:
+                        connection.close()
+                        connection = None
+                        resends += 1
+                        if resends > MAX_RESENDS:
+                            raise RuntimeCrashed(f"the runtime dropped the request: {exc}") from exc
+                        connection = await self._send_request(loop, frame, reuse=False)
+                        response = connection.expect()
             except RuntimeCrashed as exc:
                 if exc.received == 0 and not await self.probe():
                     # Closed unanswered and nobody listens any more: the runtime stopped (its
@@ -142,33 +233,35 @@ class RuntimeClient:
                     raise RuntimeUnavailable(f"the runtime went away: {exc}") from exc
                 raise
             failed = False
-            self._release(sock)
-            sock = None
-            return response
+            self._release(connection)
+            connection = None
+            return answer
         except TimeoutError as exc:
             raise RuntimeTimeout(f"no response within {self.timeout} s") from exc
         finally:
-            if sock is not None:
-                sock.close()
+            if connection is not None:
+                connection.close()
             if not mine.done():
                 mine.set_result(failed)
 
     async def _send_request(
         self, loop: asyncio.AbstractEventLoop, frame: bytes, reuse: bool = True
-    ) -> socket.socket:
+    ) -> _Connection:
         """A connection with ``frame`` sent on it: an idle one the runtime still holds open,
         else a new one."""
         while reuse and self._idle:
-            sock = self._idle.pop()
+            connection = self._idle.pop()
+            if not connection.alive:
+                continue  # the runtime closed it while it was idle
             try:
-                await self._send(loop, sock, frame)
+                await self._send(loop, connection.sock, frame)
             except _RequestDropped:
-                sock.close()  # the runtime closed it while it was idle
+                connection.close()  # closed by the runtime, and we had not read that yet
                 continue
             except BaseException:
-                sock.close()
+                connection.close()
                 raise
-            return sock
+            return connection
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
@@ -180,13 +273,13 @@ class RuntimeClient:
         except BaseException:
             sock.close()
             raise
-        return sock
+        return _Connection(loop, sock)
 
-    def _release(self, sock: socket.socket) -> None:
-        if len(self._idle) < PIPELINE_DEPTH:
-            self._idle.append(sock)
+    def _release(self, connection: _Connection) -> None:
+        if connection.alive and len(self._idle) < PIPELINE_DEPTH:
+            self._idle.append(connection)
         else:
-            sock.close()
+            connection.close()
 
     async def aclose(self) -> None:
         """Close the idle connections (a call in flight closes its own when it ends)."""
@@ -221,40 +314,6 @@ class RuntimeClient:
         except OSError as exc:
             raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
 
-    @staticmethod
-    async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
-        header_size = FRAME_HEADER.size
-        data = b""
-        try:
-            # Usually the whole (small) response arrives in the first read.
-            while len(data) < header_size:
-                chunk = await loop.sock_recv(sock, READ_SIZE)
-                if not chunk:
-                    raise _incomplete(len(data))
-                data += chunk
-            (length,) = FRAME_HEADER.unpack_from(data)
-            if length > MAX_RESPONSE_SIZE:
-                raise RuntimeCrashed(f"runtime announced a {length}-byte response", len(data))
-            end = header_size + length
-            if len(data) >= end:
-                return data[header_size:end]
-            buffer = bytearray(length)
-            view = memoryview(buffer)
-            filled = len(data) - header_size
-            view[:filled] = data[header_size:]
-            while filled < length:
-                received = await loop.sock_recv_into(sock, view[filled:])
-                if not received:
-                    raise _incomplete(header_size + filled)
-                filled += received
-            return bytes(buffer)
-        except ConnectionResetError as exc:
-            if not data:
-                raise _RequestDropped(str(exc)) from exc
-            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}", len(data)) from exc
-        except OSError as exc:
-            raise RuntimeCrashed(f"the connection to the runtime broke: {exc}") from exc
-
     async def probe(self) -> bool:
         """True when the socket accepts a connection (closed at once: a readiness probe)."""
         try:
@@ -283,6 +342,26 @@ class RuntimeClient:
                 )
                 next_log = now + log_every
             await asyncio.sleep(interval)
+
+
+async def _within(
+    loop: asyncio.AbstractEventLoop, response: asyncio.Future[bytes], deadline: float
+) -> bytes:
+    """``await response``, failing with TimeoutError at ``deadline`` (loop time). A plain
+    timer on the future: cheaper per call than ``asyncio.timeout``, and none at all for a
+    response that arrived while its call waited for the one ahead."""
+    if response.done():
+        return response.result()
+    timer = loop.call_at(deadline, _expire, response)
+    try:
+        return await response
+    finally:
+        timer.cancel()
+
+
+def _expire(response: asyncio.Future[bytes]) -> None:
+    if not response.done():
+        response.set_exception(TimeoutError())
 
 
 def runtime_control_path(socket_path: str) -> str | None:

@@ -37,6 +37,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import amqp
+from amqp import exceptions as amqp_errors
+from amqp.serialization import dumps
 
 from asya.backoff import Backoff
 from asya.errors import TransportError, UnroutableError, describe
@@ -69,7 +71,8 @@ from asya.transports.topology import BindingSpec, ExchangeSpec, QueueSpec
 log = logging.getLogger(__name__)
 
 MAX_RECONNECT_PAUSE = 30.0
-_RECOUNT_RETRY_PAUSE = 1.0  # after a failed republish of a redelivery, before giving it back
+_RECOUNT_RETRY_PAUSE = 1.0
+_ACK = amqp.spec.Basic.Ack  # after a failed republish of a redelivery, before giving it back
 
 
 class _Link:
@@ -105,6 +108,12 @@ class _Link:
         self._transport = connection.transport
         self._outgoing: list[bytes] = []
         self._transport._write = self._gather
+        # The publish and ack of every message go straight to py-amqp's frame writer (the
+        # encoding is py-amqp's): its basic_publish and basic_ack add a generator context
+        # manager, a capability lookup and a promise per call. The publish's method
+        # arguments, the same for every message to a queue, are encoded once per queue.
+        self._write_frame = connection.frame_writer
+        self._publish_args: dict[tuple[str, str], bytes] = {}
         loop.add_reader(self._fd, self._readable)
         self._heartbeat = loop.create_task(self._beat(), name="amqp-heartbeat")
 
@@ -117,12 +126,14 @@ class _Link:
         the callbacks only start tasks and settle futures, and the few frames py-amqp answers
         itself (channel.close-ok, heartbeats) are tiny.
         """
-        read = self.connection.blocking_read
+        # connection.blocking_read(None) without its no-op having_timeout(None) context
+        read_frame = self._transport.read_frame
+        on_frame = self.connection.on_inbound_frame
         sock = self._sock
         sock.settimeout(0)
         try:
             while self.alive:
-                read(None)
+                on_frame(read_frame())
         except BaseException as exc:
             if not would_block(exc):
                 self.lose(exc)
@@ -250,21 +261,37 @@ class _Link:
         self._next_seq = seq + 1
         future = self.loop.create_future()
         self.pending[seq] = (future, queue)
+        message_id = self._id_prefix + str(seq)
         if properties is None:
-            properties = {"priority": 0, "application_headers": {}}
-        message = amqp.Message(
-            body,
-            **{**properties, "delivery_mode": 2, "message_id": self._id_prefix + str(seq)},
-        )
-        try:
-            self.publisher.basic_publish(
-                message, exchange=exchange, routing_key=routing_key, mandatory=True
+            message = amqp.Message(
+                body, priority=0, application_headers={}, delivery_mode=2, message_id=message_id
             )
+        else:
+            message = amqp.Message(
+                body, **{**properties, "delivery_mode": 2, "message_id": message_id}
+            )
+        args = self._publish_args.get((exchange, routing_key))
+        if args is None:
+            if len(self._publish_args) >= 1024:
+                self._publish_args.clear()
+            args = dumps("Bssbb", (0, exchange, routing_key, True, False))  # mandatory
+            self._publish_args[exchange, routing_key] = args
+        try:
+            self.send_method(self.publisher, amqp.spec.Basic.Publish, args, message)
         except FAILURES as exc:
             self.pending.pop(seq, None)
             self.lose(exc)
             raise ConnectionLost(f"publishing to {queue!r}: {describe(exc)}") from exc
         return future
+
+    def send_method(
+        self, channel: amqp.Channel, method: Any, args: bytes, content: Any = None
+    ) -> None:
+        """Write one method (with its content) on ``channel``: its ``send_method`` without
+        the promise, for methods that wait for no answer."""
+        if channel.connection is None:
+            raise amqp_errors.RecoverableConnectionError("the channel is closed")
+        self._write_frame(1, channel.channel_id, method, args, content)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
         message_id = str(message.properties.get("message_id", ""))
@@ -361,7 +388,7 @@ class PyAmqpDelivery(Delivery):
             )
         try:
             if ack:
-                self.channel.basic_ack(self.tag)
+                link.send_method(self.channel, _ACK, dumps("Lb", (self.tag, False)))
             else:
                 self.channel.basic_reject(self.tag, requeue)
         except FAILURES as exc:
@@ -603,7 +630,7 @@ class PyAmqpTransport(Transport):
         """Publish, retrying with backoff while the broker is unreachable (up to
         ``publish_timeout``); a refusal by the broker is raised at once."""
         deadline = time.monotonic() + self.settings.publish_timeout
-        backoff = Backoff(0.1, cap=2.0)
+        backoff: Backoff | None = None  # made on the first failure: most publishes have none
         while True:
             try:
                 await self._publish_once(queue, body, delay, deadline)
@@ -613,6 +640,7 @@ class PyAmqpTransport(Transport):
             except (TransportError, TimeoutError) as exc:
                 if not is_outage(exc) and not isinstance(exc, TimeoutError):
                     raise
+                backoff = backoff or Backoff(0.1, cap=2.0)
                 pause = backoff.next()
                 if time.monotonic() + pause >= deadline:
                     raise TransportError(

@@ -64,12 +64,17 @@ def test_relay_compares_the_actor_with_both_bare_relays_against_the_ceiling() ->
         "relay", "--messages", "200", "--prefetch", "10", "--latency-samples", "5", "--verbose"
     )
 
-    rows = {"bare aio-pika relay", "asya actor"} | ({"bare py-amqp relay"} if HAS_PYAMQP else set())
+    rows = {"bare aio-pika relay", "asya actor"}
+    if HAS_PYAMQP:
+        rows |= {"bare py-amqp relay", "relay + socket call"}
     assert set(timelines(output)) == rows
     assert_rates_come_from_the_window(output, 200)
     assert "vs ceiling" in output
     assert "window: from the first step's first message" in output
     assert re.search(r"prefetch  10: asya actor / bare \S+ relay = \d+\.\d\d", output)
+    if HAS_PYAMQP:  # the floor: the relay's CPU and its bare runtime's, both counted
+        assert re.search(r"of the relay \+ socket call floor: \d+\.\d\d", output)
+        assert "bare runtime" in output
 
 
 def test_pipeline_times_every_system_over_the_same_window() -> None:
