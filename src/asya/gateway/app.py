@@ -41,7 +41,7 @@ from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import JobStore
 from asya.gateway.sweeper import run_sweeper
 from asya.gateway.tools import ToolRegistry, load_tools
-from asya.payloads import open_store
+from asya.payloads import ClaimCheck, open_store
 from asya.payloads.retention import sweep_jobs_forever
 from asya.tracing import setup_tracing
 from asya.transports.base import Transport
@@ -108,13 +108,14 @@ def create_app(
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
     )
+    payloads = open_store(settings.payload_store_url) if settings.payload_store_url else None
     publisher = Publisher(
         [transport] if transport is not None else _default_transports(settings),
         settings.publish_concurrency,
+        ClaimCheck(payloads, settings.payload_offload_threshold) if payloads is not None else None,
     )
     # PostgreSQL tells every replica at once; the poll is then only a safety net.
     cancellations = CancellationFeed(store, poll_interval=15.0 if store.notifies else 1.0)
-    payloads = open_store(settings.payload_store_url) if settings.payload_store_url else None
     service = JobService(store, hub, publisher, metrics, JobResults(payloads))
     waiting_calls = WaitingCalls(store)
     auth = Auth(settings.api_keys, settings.actor_token)

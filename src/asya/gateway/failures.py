@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from asya.errors import MessageTooLargeError
+
 #: The keys every stored ``error_details`` has (null when unknown); others are kept as sent.
 FIELDS = ("code", "message", "type", "traceback", "failed_step", "branch", "attempts", "severity")
 _TEXT_FIELDS = ("code", "message", "type", "traceback", "failed_step", "severity")
@@ -20,6 +22,7 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 DEADLINE_EXCEEDED = "deadline_exceeded"
 HEARTBEAT_ERROR = "heartbeat_error"
 PUBLISH_ERROR = "publish_error"
+MESSAGE_TOO_LARGE = "message_too_large"
 
 
 class DetailsInvalid(ValueError):
@@ -71,3 +74,16 @@ def heartbeat_details(actor: str, message: str) -> dict[str, Any]:
 
 def publish_details(step: str, error: str) -> dict[str, Any]:
     return details(code=PUBLISH_ERROR, message=error, failed_step=step)
+
+
+def too_large_error(exc: MessageTooLargeError) -> str:
+    """The job's ``error`` when its arguments do not fit the transport: what to set."""
+    return (
+        f"{MESSAGE_TOO_LARGE}: the tool's arguments make a message of {exc.size} bytes, over the"
+        f" transport's limit of {exc.limit} bytes; set ASYA_PAYLOAD_STORE_URL on the gateway"
+        " so that large arguments travel by reference"
+    )
+
+
+def too_large_details(step: str, error: str) -> dict[str, Any]:
+    return details(code=MESSAGE_TOO_LARGE, message=error, failed_step=step)

@@ -101,7 +101,7 @@ class BodyLimitMiddleware:
         self.max_body = max_body
 
     def _too_large(self) -> Response:
-        return error(413, f"request body larger than {self.max_body} bytes")
+        return error(413, f"request body larger than {self.max_body} bytes (ASYA_GATEWAY_MAX_BODY)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -10,6 +10,10 @@ lets one publish through per event-loop round trip however many requests wait: u
 not the broker, caps job creation. The publisher therefore spreads publishes over several
 transports ("lanes", each its own connection and confirming channel), always using the lane
 with the fewest publishes in flight; confirms are awaited concurrently on every lane.
+
+With a payload store, a message over ``ASYA_PAYLOAD_OFFLOAD_THRESHOLD`` (or one the transport
+refuses as too large) carries its payload by reference, exactly as a sidecar's output does
+(docs/reference/jobs.md#arguments-by-reference).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import orjson
 
 from asya.errors import TransportError
 from asya.gateway.models import Job
+from asya.payloads import ClaimCheck
 from asya.transports.base import Transport
 
 logger = logging.getLogger(__name__)
@@ -34,13 +40,19 @@ def job_message(job: Job) -> dict[str, Any]:
 
 
 class Publisher:
-    def __init__(self, transports: Transport | Sequence[Transport], concurrency: int = 20) -> None:
+    def __init__(
+        self,
+        transports: Transport | Sequence[Transport],
+        concurrency: int = 20,
+        claim_check: ClaimCheck | None = None,
+    ) -> None:
         lanes = [transports] if isinstance(transports, Transport) else list(transports)
         if not lanes:
             raise ValueError("the publisher needs at least one transport")
         self.lanes = lanes
         self._in_flight = [0] * len(lanes)
         self._slots = asyncio.Semaphore(concurrency)
+        self.claim_check = claim_check
 
     @property
     def transport(self) -> Transport:
@@ -54,7 +66,9 @@ class Publisher:
             logger.warning("broker not reachable at start (%s); will retry on publish", exc)
 
     async def publish(self, queue: str, message: dict[str, Any]) -> None:
-        """Publish durably; raises ``TransportError`` (incl. unroutable) on failure."""
+        """Publish durably; raises ``TransportError`` on failure (``UnroutableError``, and
+        ``MessageTooLargeError`` when the message does not fit even by reference or there is
+        no store); a store that fails is a ``TransportError`` too."""
         body = orjson.dumps(message)
         async with self._slots:
             index = self._in_flight.index(min(self._in_flight))
@@ -62,7 +76,10 @@ class Publisher:
             self._in_flight[index] += 1
             try:
                 await lane.connect()
-                await lane.publish(queue, body)
+                if self.claim_check is None:
+                    await lane.publish(queue, body)
+                else:
+                    await self.claim_check.publish(body, partial(lane.publish, queue))
             except TransportError:
                 raise
             except Exception as exc:

@@ -21,6 +21,7 @@ from asya.gateway.listing import BadFilter, Cursor, JobFilter, list_item
 from asya.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from asya.gateway.publisher import Publisher
 from asya.gateway.service import (
+    ArgumentsTooLarge,
     BadRequest,
     JobAlreadyFinished,
     JobService,
@@ -112,6 +113,8 @@ async def call_tool(request: Request) -> Response:
         return error(404, f"unknown tool '{name}'")
     try:
         job = await gateway.service.create(tool, arguments)
+    except ArgumentsTooLarge as exc:
+        return error(413, exc.error, job_id=exc.job_id)
     except PublishFailed as exc:
         return error(503, exc.error, job_id=exc.job_id)
     return OrjsonResponse(

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from asya.errors import AsyaError, JobNotFound, TransportError
+from asya.errors import AsyaError, JobNotFound, MessageTooLargeError, TransportError
 from asya.gateway import failures, fanin
 from asya.gateway.call_span import tool_call_span
 from asya.gateway.hub import Hub
@@ -42,6 +42,11 @@ class PublishFailed(AsyaError):
         super().__init__(error)
         self.job_id = job_id
         self.error = error
+
+
+class ArgumentsTooLarge(PublishFailed):
+    """The first message is over the transport's size limit and cannot go by reference (no
+    payload store): the job is Failed with ``message_too_large`` (413 with the job id)."""
 
 
 class JobAlreadyFinished(AsyaError):
@@ -131,6 +136,12 @@ class JobService:
                 message["trace"] = trace  # docs/reference/message.md#trace
             try:
                 await self.publisher.publish(steps[0], message)
+            except MessageTooLargeError as exc:
+                error = failures.too_large_error(exc)
+                logger.warning("job %s: %s", job_id, error)
+                details = failures.too_large_details(steps[0], error)
+                await self._settled(await self.store.fail(job_id, error, error_details=details))
+                raise ArgumentsTooLarge(job_id, error) from exc
             except TransportError as exc:
                 error = f"could not publish to {steps[0]!r}: {exc}"
                 logger.error("job %s: %s", job_id, error)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from asya.envconfig import DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
+from asya.payloads.claim_check import DEFAULT_THRESHOLD
 from asya.payloads.retention import DEFAULT_RETENTION
 from asya.payloads.stores import check_store_url
 
@@ -49,9 +50,11 @@ class GatewaySettings:
     #: Public names of the deployment for /mcp's Host/Origin check (loopback is always allowed).
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
-    #: Where results by reference are read, and deleted after the retention
-    #: (docs/reference/jobs.md#results-by-reference); None: references are refused.
+    #: Where results by reference are read, large tool arguments are written, and both are
+    #: deleted after the retention (docs/reference/jobs.md#arguments-by-reference); None:
+    #: references are refused and every first message goes inline.
     payload_store_url: str | None = None
+    payload_offload_threshold: int = DEFAULT_THRESHOLD
     payload_retention: float = DEFAULT_RETENTION
 
     @classmethod
@@ -107,6 +110,9 @@ class GatewaySettings:
             allowed_hosts=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_HOSTS") or ""),
             allowed_origins=_names(env.get_optional_str("ASYA_GATEWAY_ALLOWED_ORIGINS") or ""),
             payload_store_url=payload_store_url,
+            payload_offload_threshold=env.get_int(
+                "ASYA_PAYLOAD_OFFLOAD_THRESHOLD", DEFAULT_THRESHOLD, minimum=1
+            ),
             payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_RETENTION),
         )
 

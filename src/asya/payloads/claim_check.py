@@ -1,20 +1,26 @@
 """Offloading a message's payload to a store, and resolving it back (the claim-check pattern).
 
-The sidecar calls :meth:`ClaimCheck.offload` only for bodies over the threshold (one length
-check on the hot path) and :meth:`ClaimCheck.resolve` only for messages that carry a
-reference, so messages under the threshold cost nothing more.
+Publishers (sidecars, and the gateway for a job's first message) send through
+:meth:`ClaimCheck.publish`, which offloads only bodies over the threshold (one length check on
+the hot path) or refused as too large; the sidecar calls :meth:`ClaimCheck.resolve` only for
+messages that carry a reference, so messages under the threshold cost nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asya.errors import MessageTooLargeError
 from asya.message import Message, decode_json, encode_json, job_id_of
 from asya.payloads.reference import REF_FIELD, PayloadRef, new_key, parse_ref
 from asya.payloads.stores import PayloadStore
 
+#: ASYA_PAYLOAD_OFFLOAD_THRESHOLD's default: bodies larger than this carry their payload by
+#: reference (SQS's default message size limit).
+DEFAULT_THRESHOLD = 256 * 1024
 #: A payload this small stays inline even in a large message (its bulk is elsewhere).
 MIN_OFFLOAD_BYTES = 1024
 
@@ -28,6 +34,27 @@ class ClaimCheck:
     def __init__(self, store: PayloadStore, threshold: int) -> None:
         self.store = store
         self.threshold = threshold
+
+    async def publish(self, body: bytes, send: Callable[[bytes], Awaitable[None]]) -> bytes:
+        """Send ``body`` with ``send``, its payload by reference when the body is over the
+        threshold or the transport refuses it as too large; the body that was sent.
+
+        ``MessageTooLargeError`` when even the reference does not fit, or the payload is too
+        small to move.
+        """
+        if len(body) > self.threshold:
+            body = await self.offload(body)
+        try:
+            await send(body)
+        except MessageTooLargeError:
+            # Over the broker's limit though under the threshold (SQS counts attributes and
+            # base64 too): by reference after all.
+            smaller = await self.offload(body)
+            if smaller is body:
+                raise
+            body = smaller
+            await send(body)
+        return body
 
     async def offload(self, body: bytes) -> bytes:
         """``body`` with its payload stored and replaced by a reference (unchanged when it has

@@ -62,7 +62,8 @@ class SidecarMetrics:
             namespace=namespace, registry=r,
         )  # fmt: skip
         self.send_duration = Histogram(
-            "queue_send_duration_seconds", "Time to publish one message (until confirmed)",
+            "queue_send_duration_seconds",
+            "Time to publish one message (until confirmed; an offloaded payload's upload included)",
             ["destination_queue", "transport"], namespace=namespace, registry=r,
         )  # fmt: skip
         self.message_size = Histogram(

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from asya.backoff import Backoff
@@ -440,19 +441,11 @@ class Processor:
     ) -> None:
         if len(queue.encode()) > router.MAX_QUEUE_NAME_BYTES:
             raise UnroutableError(queue)  # no broker can have such a queue: do not even try
-        if self.claim_check is not None and len(body) > self.claim_check.threshold:
-            body = await self.claim_check.offload(body)
         started = self._clock()
-        try:
+        if self.claim_check is None:
             await self._publish(queue, body, delay)
-        except MessageTooLargeError:
-            # Over the broker's limit though under the threshold (SQS counts attributes and
-            # base64 too): by reference after all, when there is a store.
-            smaller = await self.claim_check.offload(body) if self.claim_check else body
-            if smaller is body:
-                raise
-            body = smaller
-            await self._publish(queue, body, delay)
+        else:
+            body = await self.claim_check.publish(body, partial(self._publish, queue, delay=delay))
         self._hooks.on_sent(ctx, queue, kind, len(body), self._clock() - started)
 
     async def _publish(self, queue: str, body: bytes, delay: float) -> None:

@@ -16,6 +16,7 @@ import orjson
 
 from asya.envconfig import DEFAULT_SOCKET_PATH, DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
+from asya.payloads.claim_check import DEFAULT_THRESHOLD
 from asya.payloads.retention import DEFAULT_RETENTION
 from asya.payloads.stores import check_store_url
 from asya.sidecar.router import DEAD_LETTER_QUEUE
@@ -23,8 +24,6 @@ from asya.sidecar.router import DEAD_LETTER_QUEUE
 TERMINAL_DEFAULT_MAX_RETRIES = 5
 _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: ASYA_PAYLOAD_OFFLOAD_THRESHOLD: bodies larger than this carry their payload by reference.
-DEFAULT_OFFLOAD_THRESHOLD = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class SidecarSettings:
     metrics_namespace: str = "asya_actor"
     custom_metrics: tuple[CustomMetric, ...] = ()
     payload_store_url: str | None = None
-    payload_offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
+    payload_offload_threshold: int = DEFAULT_THRESHOLD
     payload_retention: float = DEFAULT_RETENTION
 
     @property
@@ -135,7 +134,7 @@ class SidecarSettings:
             custom_metrics=parse_custom_metrics(env.get_optional_str("ASYA_CUSTOM_METRICS")),
             payload_store_url=payload_store_url,
             payload_offload_threshold=env.get_int(
-                "ASYA_PAYLOAD_OFFLOAD_THRESHOLD", DEFAULT_OFFLOAD_THRESHOLD, minimum=1
+                "ASYA_PAYLOAD_OFFLOAD_THRESHOLD", DEFAULT_THRESHOLD, minimum=1
             ),
             payload_retention=env.get_duration("ASYA_PAYLOAD_RETENTION", DEFAULT_RETENTION),
         )

@@ -149,7 +149,9 @@ async def test_a_body_over_the_limit_is_refused_with_413(gateway: RunningGateway
     big = b'{"name": "test_echo", "arguments": {"message": "' + b"x" * (11 * 1024 * 1024) + b'"}}'
     response = await gateway.client.post("/tools/call", content=big)
     assert response.status_code == 413
-    assert "error" in response.json()
+    assert "ASYA_GATEWAY_MAX_BODY" in response.json()["error"]
+    mcp = await gateway.client.post("/mcp", content=big)  # the limit covers MCP too
+    assert mcp.status_code == 413
 
     async def chunks():  # no Content-Length: the limit applies while streaming
         for _ in range(12):

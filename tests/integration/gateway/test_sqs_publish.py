@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import orjson
+from mcp import Client
 
 from asya.transports import open_transport
 from tests.integration.transports.receiver import Receiver
 
 from .conftest import QUEUES, serve_gateway
+
+#: Over SQS's 256 KiB, under the gateway's 10 MiB body limit.
+BIG = "x" * (300 * 1024)
 
 
 async def test_a_tool_call_is_published_to_its_first_step_on_sqs(
@@ -29,6 +33,45 @@ async def test_a_tool_call_is_published_to_its_first_step_on_sqs(
                 assert sent["job_id"] == job_id
                 assert sent["payload"] == {"message": "over sqs"}
                 assert sent["route"]["steps"] == ["step-a"]
+        finally:
+            for queue in QUEUES:
+                await sqs.delete_queue(queue)
+
+
+async def test_arguments_over_the_sqs_limit_without_a_store_are_refused_and_the_job_failed(
+    sqlite_url: str, sqs_url: str, unique_name: str
+) -> None:
+    """docs/reference/jobs.md#arguments-by-reference: 413 / MCP isError naming the variable and
+    the limit, and the job is Failed with message_too_large, not left Pending."""
+    url = f"{sqs_url}&prefix={unique_name}-"
+    async with open_transport(url) as sqs:
+        for queue in QUEUES:
+            await sqs.declare_queue(queue)
+        try:
+            async with serve_gateway(sqlite_url, transport_url=url) as gateway:
+                response = await gateway.client.post(
+                    "/tools/call", json={"name": "test_echo", "arguments": {"message": BIG}}
+                )
+                assert response.status_code == 413, response.text
+                refused = response.json()
+                assert "ASYA_PAYLOAD_STORE_URL" in refused["error"]
+                assert "limit of 262144 bytes" in refused["error"]
+                job = await gateway.job(refused["job_id"])
+                assert job["status"] == "Failed"
+                assert job["error"] == refused["error"]
+                assert job["error_details"]["code"] == "message_too_large"
+                assert job["error_details"]["failed_step"] == "step-a"
+
+                async with Client(f"{gateway.url}/mcp") as session:
+                    result = await session.call_tool("test_echo", {"message": BIG})
+                assert result.is_error is True
+                text = result.content[0].text  # type: ignore[union-attr]
+                assert "ASYA_PAYLOAD_STORE_URL" in text
+                assert result.structured_content is not None
+                mcp_job = await gateway.job(result.structured_content["job_id"])
+                assert mcp_job["status"] == "Failed"
+
+                assert await sqs.depth("step-a") == 0  # nothing half-sent
         finally:
             for queue in QUEUES:
                 await sqs.delete_queue(queue)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import shutil
 import signal
@@ -16,6 +18,8 @@ import httpx
 import psutil
 import pytest
 import yaml
+from mcp import Client
+from mcp.types import CallToolResult
 
 from tests.helpers import asya_command, child_env, free_port, stop_process, wait_until
 
@@ -141,6 +145,34 @@ def stop_mesh(mesh: UpMesh) -> int:
     if status is not None:
         mesh.kill_leftovers(status["mesh_id"])
     return code
+
+
+#: A tool argument over the 256 KiB offload threshold (and SQS's limit).
+BIG_TEXT = "t" * (1024 * 1024)
+
+
+def digest_tool(queue: str) -> dict[str, Any]:
+    """A ``wait: true`` tool whose one actor (``handlers.digest_text``) says what it got."""
+    text = {"text": {"type": "string", "required": True}}
+    return {"name": "test_digest", "parameters": text, "route": [queue], "wait": True}
+
+
+def digest_of(text: str) -> dict[str, Any]:
+    data = text.encode()
+    return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def call_over_mcp(mesh: UpMesh, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+    async def call() -> CallToolResult:
+        async with Client(f"{mesh.url}/mcp") as session:
+            return await session.call_tool(tool, arguments)
+
+    return asyncio.run(call())
+
+
+def last_job_of(mesh: UpMesh, tool: str) -> str:
+    listed = httpx.get(f"{mesh.url}/jobs", params={"tool": tool, "limit": 1}, timeout=10)
+    return str(listed.json()["jobs"][0]["id"])
 
 
 PIPELINE_ACTORS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -46,3 +47,9 @@ def tag_big(payload: dict[str, Any]) -> dict[str, Any]:
 def slow_measure(payload: dict[str, Any]) -> dict[str, Any]:
     time.sleep(float(payload.get("seconds", 0)))
     return {"length": len(payload["blob"])}
+
+
+def digest_text(payload: dict[str, Any]) -> dict[str, Any]:
+    """What arrived: a large ``text`` argument's length and sha256."""
+    data = payload["text"].encode()
+    return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}

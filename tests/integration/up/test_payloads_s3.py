@@ -3,7 +3,8 @@ Branch results over 256 KiB reach happy-end and the gateway as references; every
 reads the result (``asya call``, ``GET /jobs/{id}``, the SSE final update, MCP) gives the real
 payload, the job database keeps only references, and the gateway deletes a finished job's
 objects after ``ASYA_PAYLOAD_RETENTION`` but never a running job's
-(docs/reference/jobs.md#results-by-reference)."""
+(docs/reference/jobs.md#results-by-reference). A 1 MiB tool argument, over SQS's limit, leaves
+the gateway by reference too (docs/reference/jobs.md#arguments-by-reference)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ import pytest
 from mcp import Client
 
 from tests.helpers import wait_until
-from tests.integration.up.conftest import UpMesh, start_mesh, stop_mesh, write_mesh
+from tests.integration.up.conftest import (
+    BIG_TEXT,
+    UpMesh,
+    call_over_mcp,
+    digest_of,
+    digest_tool,
+    last_job_of,
+    start_mesh,
+    stop_mesh,
+    write_mesh,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,6 +66,7 @@ def s3_mesh(
         {"name": "fan-big", "handler": "handlers.fan_big", "timeout": "20s"},
         {"name": "tag-big", "handler": "handlers.tag_big", "timeout": "20s"},
         {"name": "slow-measure", "handler": "handlers.slow_measure", "timeout": "30s"},
+        {"name": "digest", "handler": "handlers.digest_text", "timeout": "20s"},
     ]
     size = {"size": {"type": "integer", "required": True}}
     tools = [
@@ -68,6 +80,7 @@ def s3_mesh(
             "parameters": {**size, "seconds": {"type": "number", "required": True}},
             "route": ["make-big", "slow-measure"],
         },
+        digest_tool("digest"),
     ]
     env = {
         "ASYA_PAYLOAD_STORE_URL": f"s3://{bucket}/{PREFIX}",
@@ -161,3 +174,13 @@ def test_retention_deletes_a_finished_jobs_objects_and_keeps_a_running_jobs(
 
     assert time.monotonic() - written < RETENTION * 5  # the slow job was running all along
     assert mesh.wait_job(running_id, timeout=60)["result"] == {"length": SIZE}
+
+
+def test_a_1_mib_tool_argument_reaches_the_handler_intact_through_s3(s3_mesh: S3Mesh) -> None:
+    result = call_over_mcp(s3_mesh.mesh, "test_digest", {"text": BIG_TEXT})
+    assert result.is_error is False, result.content
+    assert result.structured_content == digest_of(BIG_TEXT)
+    job_id = last_job_of(s3_mesh.mesh, "test_digest")
+    [key] = s3_mesh.objects(job_id)  # the argument, under the job's id; the answer is small
+    stored = s3_mesh.s3.get_object(Bucket=s3_mesh.bucket, Key=key)["Body"].read()
+    assert json.loads(stored) == {"text": BIG_TEXT}

@@ -18,6 +18,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.api_keys == ()
     assert settings.actor_token is None
     assert settings.max_body == 10 * 1024 * 1024
+    assert settings.payload_offload_threshold == 256 * 1024
     assert settings.auto_migrate is True
     assert settings.sse_keepalive == 15
     assert (settings.database_pool_size, settings.database_max_overflow) == (20, 0)
@@ -67,6 +68,7 @@ def test_every_variable_is_read() -> None:
             "ASYA_DB_AUTO_MIGRATE": "false",
             "ASYA_GATEWAY_ALLOWED_HOSTS": "gw.example.com, gw.example.com:8443",
             "ASYA_GATEWAY_ALLOWED_ORIGINS": "https://console.example.com",
+            "ASYA_PAYLOAD_OFFLOAD_THRESHOLD": "4096",
         }
     )
     assert settings.port == 9000
@@ -82,6 +84,7 @@ def test_every_variable_is_read() -> None:
     assert settings.auto_migrate is False
     assert settings.allowed_hosts == ("gw.example.com", "gw.example.com:8443")
     assert settings.allowed_origins == ("https://console.example.com",)
+    assert settings.payload_offload_threshold == 4096
 
 
 @pytest.mark.parametrize(
@@ -99,6 +102,7 @@ def test_every_variable_is_read() -> None:
         ("ASYA_GATEWAY_WORKERS", "none"),
         ("ASYA_GATEWAY_DEFAULT_TIMEOUT", "soon"),
         ("ASYA_GATEWAY_DEFAULT_TIMEOUT", "-5"),
+        ("ASYA_PAYLOAD_OFFLOAD_THRESHOLD", "0"),
     ],
 )
 def test_bad_values_raise_config_errors_naming_the_variable(variable: str, value: str) -> None:
