@@ -207,15 +207,31 @@ class Children:
             self.workdir.rmdir()
 
 
+CPU_COLUMNS = (
+    "broker µs/msg: RabbitMQ's CPU per message; machine µs/msg: every core's busy time per "
+    "message (all processes, the driver included; meaningful on a quiet machine)"
+)
+
+
 class CpuMeter:
-    """CPU time of the children by process kind, from ``start()`` to ``per_message()``."""
+    """CPU time over the window, from ``start()`` to ``columns()``.
+
+    Besides the children by process kind: the local broker (RabbitMQ's ``beam.smp``) and the
+    whole machine (every core's busy time, the benchmark's own driver included). On a machine
+    with few cores the sum of everything is what bounds msg/s: the broker's share is the same
+    for every row, so the ratios depend on what each row adds to it.
+    """
 
     def __init__(self, children: Children) -> None:
         self._children = children
         self._start: dict[str, float] = {}
+        self._broker_start: float | None = None
+        self._machine_start: float | None = None
 
     def start(self) -> None:
         self._start = self._children.cpu_seconds()
+        self._broker_start = _broker_cpu_seconds()
+        self._machine_start = _machine_busy_seconds()
 
     def per_message(self, count: int) -> str:
         """``"sidecar 310 + runtime 120 = 430"``: µs per message of each kind, and their sum."""
@@ -228,6 +244,44 @@ class CpuMeter:
             return "-"
         text = " + ".join(f"{role} {us:.0f}" for role, us in parts.items())
         return text if len(parts) == 1 else f"{text} = {sum(parts.values()):.0f}"
+
+    def columns(self, count: int) -> dict[str, str]:
+        """The table's CPU columns: the children's, the broker's and the machine's µs/msg."""
+        columns = {"cpu µs/msg": self.per_message(count)}
+        for name, before, now in (
+            ("broker µs/msg", self._broker_start, _broker_cpu_seconds()),
+            ("machine µs/msg", self._machine_start, _machine_busy_seconds()),
+        ):
+            spent = None if before is None or now is None else now - before
+            columns[name] = "-" if spent is None else f"{spent / count * 1e6:.0f}"
+        return columns
+
+
+def _broker_cpu_seconds() -> float | None:
+    """CPU seconds used so far by a RabbitMQ on this machine (None when there is none)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total = None
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "beam.smp":
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total = (total or 0.0) + times.user + times.system
+    return total
+
+
+def _machine_busy_seconds() -> float | None:
+    """Busy CPU seconds of every core since boot (all but idle and I/O wait)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 class Driver(Arrivals):

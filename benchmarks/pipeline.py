@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from benchmarks._amqp import (
     AMQP_URL,
+    CPU_COLUMNS,
     Children,
     CpuMeter,
     Driver,
@@ -111,12 +112,12 @@ async def measure_started(
         on_start=cpu.start,
         check_alive=children.check_alive,
     )
-    cpu_us = cpu.per_message(args.messages)
+    cpu_columns = cpu.columns(args.messages)
     if before_latencies is not None:
         await before_latencies()
     samples = args.latency_samples if latency_samples is None else latency_samples
     latencies = await driver.latencies(send, samples)
-    return Result.over(name, window, latencies, {"cpu µs/msg": cpu_us})
+    return Result.over(name, window, latencies, cpu_columns)
 
 
 async def all_consuming_of(driver: Driver, queues: list[str]) -> None:
@@ -290,7 +291,8 @@ async def run(args: argparse.Namespace) -> int:
         baseline=ceiling,
         baseline_label="vs ceiling",
         caption=f"ceiling: {ceiling.name} (the faster bare chain). {WINDOW_DEFINITION}. "
-        "cpu µs/msg: CPU of each process kind per message through all 3 steps.",
+        "cpu µs/msg: CPU of each process kind per message through all 3 steps. "
+        f"{CPU_COLUMNS}",
     )
     if args.verbose:
         for result in results:

@@ -20,6 +20,7 @@ import os
 import sys
 
 from benchmarks._amqp import (
+    CPU_COLUMNS,
     SOCKET_FLOOR,
     Children,
     CpuMeter,
@@ -84,13 +85,13 @@ async def measure(kind: str, prefetch: int, args: argparse.Namespace) -> Result:
             cpu.start,
             children.check_alive,
         )
-        cpu_us = cpu.per_message(args.messages)
+        cpu_columns = cpu.columns(args.messages)
         await wait_for_consumers(driver, source, 1)
         latencies = await driver.latencies(
             lambda: driver.publish_raw(source, body, default_exchange=False),
             args.latency_samples,
         )
-        return Result.over(KINDS[kind], window, latencies, {"cpu µs/msg": cpu_us})
+        return Result.over(KINDS[kind], window, latencies, cpu_columns)
     finally:
         children.stop_all()
         await driver.close(delete=extra_queues)
@@ -122,7 +123,8 @@ async def run(args: argparse.Namespace) -> int:
             list(best.values()),
             baseline=ceiling,
             baseline_label="vs ceiling",
-            caption=f"ceiling: {ceiling.name} (the faster bare relay). {WINDOW_DEFINITION}",
+            caption=f"ceiling: {ceiling.name} (the faster bare relay). {WINDOW_DEFINITION}. "
+            f"{CPU_COLUMNS}",
         )
         if args.verbose:
             for result in best.values():
