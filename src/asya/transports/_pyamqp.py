@@ -183,6 +183,13 @@ class LoopChannel(amqp.Channel):  # type: ignore[misc]
 
     on_broker_close: Callable[[BaseException], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Delivery tags handed out and not yet settled, and those acked but not yet sent
+        #: (``_Link`` sends them once per loop turn, see ``_Link.write_acks``).
+        self.unsettled: set[int] = set()
+        self.acks: list[int] = []
+
     def _on_close(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
         self.send_method(amqp.spec.Channel.CloseOk)
         error = amqp_errors.error_for_code(

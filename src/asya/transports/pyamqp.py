@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECONNECT_PAUSE = 30.0
 _RECOUNT_RETRY_PAUSE = 1.0
-_ACK = amqp.spec.Basic.Ack  # after a failed republish of a redelivery, before giving it back
+_ACK = amqp.spec.Basic.Ack
 
 
 class _Link:
@@ -114,6 +114,7 @@ class _Link:
         # arguments, the same for every message to a queue, are encoded once per queue.
         self._write_frame = connection.frame_writer
         self._publish_args: dict[tuple[str, str], bytes] = {}
+        self._acking: list[LoopChannel] = []  # channels with acks to send this loop turn
         loop.add_reader(self._fd, self._readable)
         self._heartbeat = loop.create_task(self._beat(), name="amqp-heartbeat")
 
@@ -142,11 +143,41 @@ class _Link:
                 sock.settimeout(self._blocking_timeout)
 
     def _gather(self, data: bytes) -> None:
-        if not self._outgoing:
+        if not self._outgoing and not self._acking:
             self.loop.call_soon(self._flush)
         self._outgoing.append(bytes(data))
 
+    def ack(self, channel: LoopChannel, tag: int) -> None:
+        """Ack ``tag`` at the end of this loop turn, with its channel's other acks."""
+        if channel.connection is None:
+            raise amqp_errors.RecoverableConnectionError("the channel is closed")
+        channel.unsettled.discard(tag)
+        if not channel.acks:
+            if not self._outgoing and not self._acking:
+                self.loop.call_soon(self._flush)
+            self._acking.append(channel)
+        channel.acks.append(tag)
+
+    def write_acks(self) -> None:
+        """Write the acks gathered this turn: one ``multiple`` ack for those below every
+        unsettled tag of their channel (nothing unsettled is acked with them: at-least-once
+        holds), one ack each for the rest (a slow message holds back no other's ack)."""
+        for channel in self._acking:  # still listed while writing: no second flush scheduled
+            tags, channel.acks = channel.acks, []
+            if channel.connection is None:  # closed meanwhile: the broker requeued them
+                continue
+            lowest = min(channel.unsettled, default=None)
+            below = [t for t in tags if lowest is None or t < lowest]
+            if below:
+                self.send_method(channel, _ACK, dumps("Lb", (max(below), True)))
+            for tag in tags:
+                if lowest is not None and tag > lowest:
+                    self.send_method(channel, _ACK, dumps("Lb", (tag, False)))
+        self._acking = []
+
     def _flush(self) -> None:
+        if self._acking and self.alive:
+            self.write_acks()
         chunks, self._outgoing = self._outgoing, []
         if not chunks or not self.alive:
             return
@@ -157,6 +188,7 @@ class _Link:
 
     def _stop_gathering(self) -> None:
         """Send what is gathered and write directly again (a blocking close follows)."""
+        self.write_acks()
         self._transport._write = self._sock.sendall
         chunks, self._outgoing = self._outgoing, []
         if chunks:
@@ -362,7 +394,7 @@ class PyAmqpDelivery(Delivery):
     __slots__ = ("channel", "link", "message", "tag")
 
     def __init__(
-        self, queue: str, message: amqp.Message, channel: amqp.Channel, link: _Link
+        self, queue: str, message: amqp.Message, channel: LoopChannel, link: _Link
     ) -> None:
         info = message.delivery_info
         redelivered = bool(info["redelivered"])
@@ -378,6 +410,7 @@ class PyAmqpDelivery(Delivery):
         self.channel = channel
         self.link = link
         self.tag: int = info["delivery_tag"]
+        channel.unsettled.add(self.tag)
 
     async def _settle(self, *, ack: bool, requeue: bool) -> None:
         link = self.link
@@ -388,8 +421,9 @@ class PyAmqpDelivery(Delivery):
             )
         try:
             if ack:
-                link.send_method(self.channel, _ACK, dumps("Lb", (self.tag, False)))
+                link.ack(self.channel, self.tag)
             else:
+                self.channel.unsettled.discard(self.tag)
                 self.channel.basic_reject(self.tag, requeue)
         except FAILURES as exc:
             link.lose(exc)
@@ -535,6 +569,7 @@ class PyAmqpSubscription(BufferedSubscription[PyAmqpDelivery]):
         channel, link, self.channel = self.channel, self._link, None
         if channel is not None and link is not None and link.alive:
             try:
+                link.write_acks()  # before the close: acks after it would be lost
                 channel.close_nowait()
             except FAILURES as exc:
                 link.lose(exc)
