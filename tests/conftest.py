@@ -31,6 +31,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "ASYA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 _CREATED_FIXED_QUEUES = pytest.StashKey[list[str]]()
+TESTS_DIR = Path(__file__).parent
+# Integration suites with a package- or session-scoped mesh of processes.
+SHARED_MESH_SUITES = {"sidecar_vs_runtime", "gateway_vs_actors", "claim_check", "traces", "console"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,6 +43,19 @@ def pytest_configure(config: pytest.Config) -> None:
     level = (os.environ.get("ASYA_LOG_LEVEL") or "INFO").upper()
     logging.getLogger().setLevel(level if level in LEVELS else "INFO")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (docs/contributing.md#tests): each integration
+    module runs on one worker, and so does each suite whose processes the whole suite shares,
+    so that no worker starts what another already runs."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS_DIR / "integration"):
+            continue
+        parts = item.path.relative_to(TESTS_DIR).parts
+        group = parts[1] if parts[1] in SHARED_MESH_SUITES else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
