@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 4
 export ASYA_LOG_LEVEL ?= INFO
 
 .PHONY: install demo test lint format typecheck services chromium unit test-integration \
@@ -68,8 +69,15 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# Every test in two runs (docs/contributing.md#tests): PYTEST_WORKERS processes in parallel, then
+# the `serial` ones alone. Fails if either fails; "no test selected" (5) is no failure, as
+# PYTEST_ARGS (it reaches both runs) may select tests of one kind only.
 test: install services chromium example-models lint typecheck
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	status=0; \
+	$(BIN)/pytest tests -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) \
+	  || status=$$?; \
+	$(BIN)/pytest tests -m serial $(PYTEST_ARGS) || { code=$$?; [ $$code -eq 5 ] || status=$$code; }; \
+	exit $$(( status == 5 ? 0 : status ))
 
 test-integration: install services example-models
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)

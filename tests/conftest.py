@@ -3,11 +3,13 @@
 Services are the machine's real ones (docs/contributing.md#services; ``make test`` starts any that
 is down). Every
 run uses names of its own — a RabbitMQ exchange/queue prefix, a fresh PostgreSQL database — and
-removes them afterwards, so concurrent runs on one machine never collide.
+removes them afterwards, so concurrent runs on one machine never collide. The queues whose names
+asya fixes (``tests.helpers.FIXED_QUEUES``) are deleted at the end of the run that made them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -22,12 +24,17 @@ from pathlib import Path
 import pytest
 
 from asya.logconfig import LEVELS
+from tests.helpers import FIXED_QUEUES, delete_idle_rabbitmq_queues, missing_rabbitmq_queues
 
 RABBITMQ_URL = os.environ.get("ASYA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NATS_URL = os.environ.get("ASYA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 POSTGRES_ADMIN_URL = os.environ.get(
     "ASYA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+_CREATED_FIXED_QUEUES = pytest.StashKey[list[str]]()
+TESTS_DIR = Path(__file__).parent
+# Integration suites with a package- or session-scoped mesh of processes.
+SHARED_MESH_SUITES = {"sidecar_vs_runtime", "gateway_vs_actors", "claim_check", "traces", "console"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +44,39 @@ def pytest_configure(config: pytest.Config) -> None:
     level = (os.environ.get("ASYA_LOG_LEVEL") or "INFO").upper()
     logging.getLogger().setLevel(level if level in LEVELS else "INFO")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (docs/contributing.md#tests): each integration
+    module runs on one worker, and so does each suite whose processes the whole suite shares,
+    so that no worker starts what another already runs."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS_DIR / "integration"):
+            continue
+        parts = item.path.relative_to(TESTS_DIR).parts
+        group = parts[1] if parts[1] in SHARED_MESH_SUITES else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # In the controlling process only (not in pytest-xdist's workers): it starts before and
+    # finishes after every test of the run.
+    if hasattr(session.config, "workerinput") or not _port_answers(5672):
+        return
+    with contextlib.suppress(Exception):  # a broker that refuses us fails the tests, not this
+        session.config.stash[_CREATED_FIXED_QUEUES] = missing_rabbitmq_queues(
+            RABBITMQ_URL, FIXED_QUEUES
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Delete the fixed-name queues this run made on the shared RabbitMQ, unless another run
+    uses them by now (they hold a message or have a consumer)."""
+    created = session.config.stash.get(_CREATED_FIXED_QUEUES, [])
+    if created and _port_answers(5672):
+        with contextlib.suppress(Exception):
+            delete_idle_rabbitmq_queues(RABBITMQ_URL, created)
 
 
 def _port_answers(port: int) -> bool:

@@ -7,12 +7,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_DIR = REPO_ROOT / "src"
 RUNTIME_FILE = SRC_DIR / "asya" / "runtime.py"
+
+# Queue names asya fixes: terminal sidecars, `asya up` and `asya queues apply` declare them on
+# the broker whatever exchange or prefix a run uses (see the session hooks in conftest.py).
+FIXED_QUEUES = ("happy-end", "error-end", "asya-dead-letter")
 
 
 def free_port() -> int:
@@ -94,3 +98,44 @@ def delete_rabbitmq_objects(url: str, exchange: str, queues: list[str], prefix: 
 
     with contextlib.suppress(Exception):
         asyncio.run(delete())
+
+
+def missing_rabbitmq_queues(url: str, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` the broker has no queue for."""
+    import asyncio
+
+    import aio_pika
+
+    async def check() -> list[str]:
+        missing = []
+        async with await aio_pika.connect(url) as connection:
+            for name in names:
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(name, passive=True)
+                    await channel.close()
+                except aio_pika.exceptions.ChannelClosed:  # it closes the channel too
+                    missing.append(name)
+        return missing
+
+    return asyncio.run(check())
+
+
+def delete_idle_rabbitmq_queues(url: str, names: Iterable[str]) -> None:
+    """Delete the queues among ``names`` that hold no message and have no consumer: another
+    run may be using the others."""
+    import asyncio
+
+    import aio_pika
+
+    async def delete() -> None:
+        async with await aio_pika.connect(url) as connection:
+            for name in names:
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name, if_unused=True, if_empty=True)
+                    await channel.close()
+                except aio_pika.exceptions.ChannelClosed:
+                    pass  # in use, or already gone: the channel is closed either way
+
+    asyncio.run(delete())

@@ -317,9 +317,10 @@ class RuntimeClient:
     async def probe(self) -> bool:
         """True when the socket accepts a connection (closed at once: a readiness probe)."""
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket_path), timeout=2.0
-            )
+            # Not wait_for: on Python 3.11 it swallows a cancel that arrives as the connection
+            # fails, and a sidecar stopped while its runtime is gone would keep waiting for it.
+            async with asyncio.timeout(2.0):
+                _, writer = await asyncio.open_unix_connection(self.socket_path)
         except (OSError, TimeoutError):
             return False
         writer.close()

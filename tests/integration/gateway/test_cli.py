@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,12 +169,13 @@ async def test_the_gateway_process_publishes_to_rabbitmq_and_stops_cleanly(
         ):
             lines = stream.aiter_lines()
             assert await anext(lines) == "event: status"
-            started = time.monotonic()
             proc.terminate()
             async for _ in lines:
                 pass
         assert await asyncio.to_thread(proc.wait, 20) == 0
-        assert time.monotonic() - started < 4
+        assert proc.stdout is not None
+        # uvicorn says so when an open stream held the shutdown until its 5 s grace ran out
+        assert "graceful shutdown exceeded" not in proc.stdout.read().decode()
     finally:
         await broker.delete_queue(queue)
         delete_exchange = getattr(broker, "delete_exchange", None)

@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from asya.transports import open_transport
-from tests.helpers import asya_command, child_env, free_port, stop_process, wait_until
+from tests.helpers import (
+    asya_command,
+    child_env,
+    delete_rabbitmq_objects,
+    free_port,
+    stop_process,
+    wait_until,
+)
 from tests.integration.gateway.conftest import eventually
 
 TOOLS = """
@@ -86,8 +93,8 @@ async def gateway(
     try:
         yield Gateway(url, queue)
     finally:
-        await broker.delete_queue(queue)
         await broker.close()
+        await asyncio.to_thread(delete_rabbitmq_objects, rabbitmq_url, unique_name, [queue])
 
 
 def _call(gateway: Gateway, *args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -15,6 +15,7 @@ TOOLS = "tools: [{name: slow, route: [step-a], timeout: 0}]"
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # a thousand connections at once: a CPU of its own, or it measures the others
 async def test_a_thousand_streams_all_receive_the_final_update(sqlite_url: str) -> None:
     async with serve_gateway(sqlite_url, tools_yaml=TOOLS) as gateway:
         job_id = await gateway.call("slow")

@@ -242,6 +242,7 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # restarts the machine's RabbitMQ, under every other test's feet
 @pytest.mark.timeout(300)
 def test_the_sidecar_reconnects_after_a_broker_restart_and_all_500_messages_arrive(
     suite: SuiteConfig, broker: Broker, happy_end: Inbox, procs: Processes, tid: str

@@ -11,9 +11,7 @@ import pytest
 
 from asya.transports import open_transport
 from asya.transports.pyamqp import PyAmqpTransport
-from tests.helpers import asya_command, child_env, free_port
-
-SHARED_TERMINAL_QUEUES = ("happy-end", "error-end", "asya-dead-letter")
+from tests.helpers import FIXED_QUEUES, asya_command, child_env, free_port
 
 
 def apply(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,7 +111,7 @@ async def test_applying_an_asya_yaml_declares_every_actor_queue_and_the_terminal
     cleanup: tuple[list[str], list[str]],
 ) -> None:
     actors = [f"{unique_name}-doubler", f"{unique_name}-incrementer"]
-    cleanup[0].extend(actors)  # the terminal queues are shared by every suite: never deleted
+    cleanup[0].extend(actors)  # the terminal queues' names are fixed: the run deletes them
     cleanup[1].append(unique_name)
     file = tmp_path / "asya.yaml"
     file.write_text(
@@ -124,7 +122,7 @@ async def test_applying_an_asya_yaml_declares_every_actor_queue_and_the_terminal
     for _ in range(2):
         result = apply(str(file), "--exchange", unique_name, env=env)
         assert result.returncode == 0, result.stderr
-        for queue in (*actors, *SHARED_TERMINAL_QUEUES):
+        for queue in (*actors, *FIXED_QUEUES):
             assert f"declared queue {queue} (durable)" in result.stdout
             assert f"binding {unique_name} -> queue {queue} (routing key '{queue}')" in (
                 result.stdout
@@ -134,7 +132,7 @@ async def test_applying_an_asya_yaml_declares_every_actor_queue_and_the_terminal
         for queue in actors:
             await transport.publish(queue, b"routable")
             assert await transport.depth(queue) == 1
-        for queue in SHARED_TERMINAL_QUEUES:
+        for queue in FIXED_QUEUES:
             await transport.depth(queue)  # exists (publishing would disturb other suites)
 
 

@@ -548,6 +548,20 @@ async def test_stop_finishes_the_message_in_flight_then_returns(harness: Harness
     assert await harness.depth("happy-end") == 0
 
 
+async def test_stop_while_waiting_for_a_vanished_runtime_returns_at_once(harness: Harness) -> None:
+    sidecar = await harness.start()
+    await harness.wait_consuming()
+    await harness.runtime.stop()
+    await harness.send(make_message(["step-a"]))  # finds the runtime gone: consuming pauses
+    await asyncio.sleep(0.3)  # the sidecar is waiting for the runtime's socket by now
+    time.sleep(0.2)  # noqa: ASYNC251 - holds the loop: the stop lands as the next probe runs
+    assert harness.task is not None
+    sidecar.stop()
+    stopped, _ = await asyncio.wait({harness.task}, timeout=2.0)
+    assert stopped, "the sidecar kept waiting for its runtime after stop()"
+    assert await harness.depth(harness.queue) == 1
+
+
 async def test_stop_requeues_taken_messages_whose_runtime_call_has_not_started(
     harness: Harness,
 ) -> None:
