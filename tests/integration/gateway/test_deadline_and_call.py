@@ -105,7 +105,14 @@ def _call(gateway: Gateway, *args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: a suite run
+    # with `&` would give `asya call` no Ctrl-C at all. A user at a terminal has it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def test_a_job_whose_actor_is_down_is_named_then_ends_at_the_default_deadline(
