@@ -99,13 +99,19 @@ def _row(view: dict[str, Any], queue: str) -> dict[str, Any]:
     return next(row for row in view["actors"] if row["queue"] == queue)
 
 
-def test_status_json_shows_queues_replicas_jobs_and_dead_letters(gateway: Gateway) -> None:
+@pytest.fixture(scope="module")
+def populated(gateway: Gateway) -> Gateway:
+    """The gateway after two jobs (waiting in the first queue: nobody consumes) and one dead
+    letter: whichever test asks first makes them, so the tests hold in any order."""
     for _ in range(2):
         response = httpx.post(f"{gateway.url}/tools/call", json={"name": "status_tool"})
         assert response.status_code == 200, response.text
     gateway.put(DEAD_LETTER, 1)
+    return gateway
 
-    done = gateway.status("--json")
+
+def test_status_json_shows_queues_replicas_jobs_and_dead_letters(populated: Gateway) -> None:
+    done = populated.status("--json")
 
     assert done.returncode == 0, done.stderr
     view = json.loads(done.stdout)
@@ -127,8 +133,8 @@ def test_status_json_shows_queues_replicas_jobs_and_dead_letters(gateway: Gatewa
     assert view["dead_letters"] == 1
 
 
-def test_status_table_names_every_queue(gateway: Gateway) -> None:
-    done = gateway.status()
+def test_status_table_names_every_queue(populated: Gateway) -> None:
+    done = populated.status()
 
     assert done.returncode == 0, done.stderr
     for name in (*QUEUES, "happy-end", "error-end", DEAD_LETTER):
