@@ -864,9 +864,10 @@ def shared_memory() -> mmap.mmap:
     return mmap.mmap(-1, _SHARED_SIZE)
 
 
-def _write_job(shared: mmap.mmap, job_id: str) -> None:
+def _job_field(job_id: str) -> bytes:
+    """How ``job_id`` is stored after the busy timestamp: its length byte, then its bytes."""
     raw = job_id.encode()[:_JOB_MAX]
-    shared[_JOB_OFFSET : _JOB_OFFSET + 1 + len(raw)] = bytes([len(raw)]) + raw
+    return bytes([len(raw)]) + raw
 
 
 def _read_job(shared: mmap.mmap) -> str:
@@ -913,6 +914,10 @@ class Worker:
         self.stopping = False
         self.call: Callable[[Any], list[Any]] = lambda argument: []
         self._poller = _readiness_poller()
+        # The job id last written to ``busy`` and its length byte: further messages of that job
+        # (a kept connection's) rewrite only the length byte, which is all a clear zeroes.
+        self._job_id = ""
+        self._job_length = 0
         # Open connections by file descriptor, least recently served first.
         self._connections: dict[int, _Client] = {}
 
@@ -1067,7 +1072,13 @@ class Worker:
         return True
 
     def _note_message(self, message: Any) -> None:
-        _write_job(self.busy, job_id_of_message(message))
+        job_id = job_id_of_message(message)
+        if job_id != self._job_id:
+            field = _job_field(job_id)
+            self.busy[_JOB_OFFSET : _JOB_OFFSET + len(field)] = field
+            self._job_id, self._job_length = job_id, field[0]
+        else:
+            self.busy[_JOB_OFFSET] = self._job_length
 
     def _timed_call(self, argument: Any) -> list[Any]:
         _BUSY_SINCE.pack_into(self.busy, 0, time.monotonic())
@@ -1075,7 +1086,7 @@ class Worker:
             return self.call(argument)
         finally:
             _BUSY_SINCE.pack_into(self.busy, 0, 0.0)
-            _write_job(self.busy, "")
+            self.busy[_JOB_OFFSET] = 0  # no job (the bytes after the length byte stay)
 
 
 def _send_quietly(conn: socket.socket, response: list[dict[str, Any]], timeout: float) -> None:
