@@ -957,9 +957,9 @@ class Worker:
         listen_fd = self.listener.fileno()
         for fd in (listen_fd, wake_r, self.lifeline_fd):
             self._poller.register(fd, _READABLE)
+        # A request already received (behind the previous one on its connection) must not wait.
+        buffered = False
         while not self.stopping:
-            # A request already received in full (behind the previous one) must not wait.
-            buffered = any(client.unread for client in self._connections.values())
             events = dict(self._poller.poll(0 if buffered else None))
             if self.lifeline_fd in events:
                 logger.error("the supervisor is gone; worker exiting")
@@ -971,10 +971,11 @@ class Worker:
             ready = [
                 fd for fd, client in self._connections.items() if fd in events or client.unread
             ]
+            buffered = False  # every connection with unread bytes is in ready
             for fd in ready:
                 if self.stopping:
                     break
-                self._serve_next_request(fd, keep_open=True)
+                buffered |= self._serve_next_request(fd, keep_open=True)
         self._finish_sent_requests()
         logger.info("worker stopped")
 
@@ -1011,13 +1012,15 @@ class Worker:
             self._poller.register(conn, _READABLE)
             accepted += 1
 
-    def _serve_next_request(self, fd: int, keep_open: bool) -> None:
+    def _serve_next_request(self, fd: int, keep_open: bool) -> bool:
+        """Serve one request on ``fd``; True when it stays open with bytes of another received."""
         client = self._connections.pop(fd)
         if self.serve_request(client.conn, unread=client.unread) and keep_open:
             self._connections[fd] = client  # to the back of the line
-            return
+            return bool(client.unread)
         self._poller.unregister(fd)
         client.conn.close()
+        return False
 
     def _close_connection(self, fd: int) -> None:
         self._poller.unregister(fd)
