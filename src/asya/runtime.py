@@ -864,14 +864,26 @@ def shared_memory() -> mmap.mmap:
     return mmap.mmap(-1, _SHARED_SIZE)
 
 
-def _write_job(shared: mmap.mmap, job_id: str) -> None:
+def _job_field(job_id: str) -> bytes:
+    """How ``job_id`` is stored after the busy timestamp: its length byte, then its bytes."""
     raw = job_id.encode()[:_JOB_MAX]
-    shared[_JOB_OFFSET : _JOB_OFFSET + 1 + len(raw)] = bytes([len(raw)]) + raw
+    return bytes([len(raw)]) + raw
 
 
 def _read_job(shared: mmap.mmap) -> str:
     length = shared[_JOB_OFFSET]
     return shared[_JOB_OFFSET + 1 : _JOB_OFFSET + 1 + length].decode(errors="replace")
+
+
+# epoll where the platform has it: a poll() call re-registers every watched file in the kernel,
+# an epoll_wait() call does not (~0.3 us less per request on a kept connection, 4 files). The
+# worker only polls with a timeout of 0 or None, which both read alike.
+_EPOLL = getattr(select, "epoll", None)
+_READABLE = select.EPOLLIN if _EPOLL is not None else select.POLLIN
+
+
+def _readiness_poller() -> Any:
+    return _EPOLL() if _EPOLL is not None else select.poll()
 
 
 class _Client(NamedTuple):
@@ -901,7 +913,11 @@ class Worker:
         self.lifeline_fd = lifeline_fd
         self.stopping = False
         self.call: Callable[[Any], list[Any]] = lambda argument: []
-        self._poller = select.poll()
+        self._poller = _readiness_poller()
+        # The job id last written to ``busy`` and its length byte: further messages of that job
+        # (a kept connection's) rewrite only the length byte, which is all a clear zeroes.
+        self._job_id = ""
+        self._job_length = 0
         # Open connections by file descriptor, least recently served first.
         self._connections: dict[int, _Client] = {}
 
@@ -940,10 +956,10 @@ class Worker:
         """
         listen_fd = self.listener.fileno()
         for fd in (listen_fd, wake_r, self.lifeline_fd):
-            self._poller.register(fd, select.POLLIN)
+            self._poller.register(fd, _READABLE)
+        # A request already received (behind the previous one on its connection) must not wait.
+        buffered = False
         while not self.stopping:
-            # A request already received in full (behind the previous one) must not wait.
-            buffered = any(client.unread for client in self._connections.values())
             events = dict(self._poller.poll(0 if buffered else None))
             if self.lifeline_fd in events:
                 logger.error("the supervisor is gone; worker exiting")
@@ -955,10 +971,11 @@ class Worker:
             ready = [
                 fd for fd, client in self._connections.items() if fd in events or client.unread
             ]
+            buffered = False  # every connection with unread bytes is in ready
             for fd in ready:
                 if self.stopping:
                     break
-                self._serve_next_request(fd, keep_open=True)
+                buffered |= self._serve_next_request(fd, keep_open=True)
         self._finish_sent_requests()
         logger.info("worker stopped")
 
@@ -992,16 +1009,18 @@ class Worker:
                 time.sleep(0.1)
                 return accepted
             self._connections[conn.fileno()] = _Client(conn, bytearray())
-            self._poller.register(conn, select.POLLIN)
+            self._poller.register(conn, _READABLE)
             accepted += 1
 
-    def _serve_next_request(self, fd: int, keep_open: bool) -> None:
+    def _serve_next_request(self, fd: int, keep_open: bool) -> bool:
+        """Serve one request on ``fd``; True when it stays open with bytes of another received."""
         client = self._connections.pop(fd)
         if self.serve_request(client.conn, unread=client.unread) and keep_open:
             self._connections[fd] = client  # to the back of the line
-            return
+            return bool(client.unread)
         self._poller.unregister(fd)
         client.conn.close()
+        return False
 
     def _close_connection(self, fd: int) -> None:
         self._poller.unregister(fd)
@@ -1056,7 +1075,13 @@ class Worker:
         return True
 
     def _note_message(self, message: Any) -> None:
-        _write_job(self.busy, job_id_of_message(message))
+        job_id = job_id_of_message(message)
+        if job_id != self._job_id:
+            field = _job_field(job_id)
+            self.busy[_JOB_OFFSET : _JOB_OFFSET + len(field)] = field
+            self._job_id, self._job_length = job_id, field[0]
+        else:
+            self.busy[_JOB_OFFSET] = self._job_length
 
     def _timed_call(self, argument: Any) -> list[Any]:
         _BUSY_SINCE.pack_into(self.busy, 0, time.monotonic())
@@ -1064,7 +1089,7 @@ class Worker:
             return self.call(argument)
         finally:
             _BUSY_SINCE.pack_into(self.busy, 0, 0.0)
-            _write_job(self.busy, "")
+            self.busy[_JOB_OFFSET] = 0  # no job (the bytes after the length byte stay)
 
 
 def _send_quietly(conn: socket.socket, response: list[dict[str, Any]], timeout: float) -> None:
