@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.helpers import asya_command, child_env, free_port, wait_until
 from tests.integration.up.conftest import UpMesh
@@ -81,6 +82,7 @@ def test_calling_the_broken_actor_says_it_failed_to_start_until_the_deadline(
     assert "job timed out after 6 s" in result.stderr
 
 
+@pytest.mark.serial  # the autoscaler's timing: a busy CPU changes what it sees
 def test_six_slow_jobs_scale_out_and_the_actor_scales_back_to_zero(mesh: UpMesh) -> None:
     assert mesh.actor("test-slow-queue")["replicas"] == 0
     started = time.monotonic()
@@ -123,6 +125,7 @@ def test_six_slow_jobs_scale_out_and_the_actor_scales_back_to_zero(mesh: UpMesh)
     assert "test-slow-queue: scaling in" in mesh.log()
 
 
+@pytest.mark.serial  # the autoscaler's timing: a busy CPU changes what it sees
 def test_replicas_removed_while_busy_finish_their_message_first(mesh: UpMesh) -> None:
     # queue_length 2 and no cooldown: once the queue is empty, three busy replicas are one
     # too many (ceil(3 / 2) = 2), so one is drained while its message is still running.
