@@ -106,4 +106,8 @@ def print_table(
             f"{result.percentile(99):.3f}",
             *[(result.extra or {}).get(column, "") for column in extra_columns],
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: print the table whole, no cell folded
+        natural = Console(width=10_000).measure(table).maximum
+        console = Console(width=max(console.width, natural))
+    console.print(table)
