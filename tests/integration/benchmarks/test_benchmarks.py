@@ -16,7 +16,9 @@ import pytest
 
 from tests.helpers import asya_command, child_env
 
-pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(600)]
+# serial: they run the benchmarks for real, and a throughput run beside four busy workers
+# measures the workers (docs/contributing.md#tests).
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[3]
 HAS_PYAMQP = importlib.util.find_spec("amqp") is not None
