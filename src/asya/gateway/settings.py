@@ -14,7 +14,7 @@ from asya.envconfig import DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
 from asya.payloads.claim_check import DEFAULT_THRESHOLD
 from asya.payloads.retention import DEFAULT_RETENTION
-from asya.payloads.stores import check_store_url
+from asya.payloads.stores import store_url_from_env
 
 DEFAULT_DATABASE_URL = "sqlite:///.asya/jobs.db"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -78,12 +78,7 @@ class GatewaySettings:
         if sweep_interval <= 0:
             raise ConfigError("ASYA_GATEWAY_SWEEP_INTERVAL", "must be positive")
         default_timeout = env.get_duration("ASYA_GATEWAY_DEFAULT_TIMEOUT", DEFAULT_TOOL_TIMEOUT)
-        payload_store_url = env.get_optional_str("ASYA_PAYLOAD_STORE_URL")
-        if payload_store_url is not None:
-            try:
-                check_store_url(payload_store_url)
-            except ValueError as exc:
-                raise ConfigError("ASYA_PAYLOAD_STORE_URL", str(exc)) from exc
+        payload_store_url = store_url_from_env(env)
         return cls(
             host=env.get_str("ASYA_GATEWAY_HOST", "0.0.0.0"),
             port=port,

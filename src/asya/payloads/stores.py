@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from asya.envconfig import Env
+from asya.errors import ConfigError
+
 
 class PayloadStore(Protocol):
     """Keys are relative (``<job>/<uuid>``); the store adds its own root."""
@@ -208,6 +211,17 @@ def check_store_url(url: str) -> None:
             raise ValueError(f"invalid store URL {url!r}: expected file:///absolute/path")
     else:
         raise ValueError(f"invalid store URL {url!r}: use s3://bucket/prefix or file:///path")
+
+
+def store_url_from_env(env: Env) -> str | None:
+    """``ASYA_PAYLOAD_STORE_URL`` checked (a ConfigError naming it), or None when it is unset."""
+    url = env.get_optional_str("ASYA_PAYLOAD_STORE_URL")
+    if url is not None:
+        try:
+            check_store_url(url)
+        except ValueError as exc:
+            raise ConfigError("ASYA_PAYLOAD_STORE_URL", str(exc)) from exc
+    return url
 
 
 def open_store(url: str) -> PayloadStore:

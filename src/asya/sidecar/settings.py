@@ -18,7 +18,7 @@ from asya.envconfig import DEFAULT_SOCKET_PATH, DEFAULT_TRANSPORT_URL, Env
 from asya.errors import ConfigError
 from asya.payloads.claim_check import DEFAULT_THRESHOLD
 from asya.payloads.retention import DEFAULT_RETENTION
-from asya.payloads.stores import check_store_url
+from asya.payloads.stores import store_url_from_env
 from asya.sidecar.router import DEAD_LETTER_QUEUE
 
 TERMINAL_DEFAULT_MAX_RETRIES = 5
@@ -101,12 +101,7 @@ class SidecarSettings:
             name = env.raw(variable)
             if name is not None and len(name.encode()) > 255:
                 raise ConfigError(variable, "queue names are at most 255 bytes")
-        payload_store_url = env.get_optional_str("ASYA_PAYLOAD_STORE_URL")
-        if payload_store_url is not None:
-            try:
-                check_store_url(payload_store_url)
-            except ValueError as exc:
-                raise ConfigError("ASYA_PAYLOAD_STORE_URL", str(exc)) from exc
+        payload_store_url = store_url_from_env(env)
         return cls(
             queue_name=queue_name,
             transport_url=transport_url,
